@@ -1,0 +1,1 @@
+"""SLA engine: policies, business-hours calendars and durable timers."""
