@@ -21,6 +21,7 @@ from typing import Any, Final
 from inbox.events import Author, Batch, Inbound
 from inbox.models import PRIORITY_RANK, Direction, Kind, Priority, Status
 from inbox.sla.engine import DUE_COLUMNS, SlaEngine, SlaState, TargetClock, close, on_inbound, on_outbound
+from inbox.sla.outcomes import outcome_columns
 from inbox.sla.policy import ConversationFacts, Policy, match_policy
 
 CHANNEL_KINDS: Final = {
@@ -392,6 +393,7 @@ class History:
                 "escalation_level": 0,
                 "sla_policy": policy.name if policy else None,
                 **due,
+                **outcome_columns(state, policy),
                 "first_response_at": first_out,
                 "breached": breached,
                 "sla_state": state.dump(),

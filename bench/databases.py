@@ -186,6 +186,11 @@ def columns_of(table: str) -> list[str]:
     return [c.name for c in metadata.tables[table].columns]
 
 
+def writable_columns(table: str) -> list[str]:
+    """``columns_of`` without the generated columns, which the database computes and refuses to be given."""
+    return [c.name for c in metadata.tables[table].columns if c.computed is None]
+
+
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
         # SQLAlchemy's storage format for SQLite DATETIME, in UTC without a zone (inbox.db_types).

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text
 
 from bench.common import NOW, Goal, Result, StatementCounter, Stopwatch, log
 from bench.data import inbound_batches
-from bench.databases import Scratch, bench_settings, table_order
+from bench.databases import Scratch, bench_settings, table_order, writable_columns
 from bench.env import BenchEnv
 from inbox.app import App
 from inbox.clock import FakeClock
@@ -147,7 +147,7 @@ async def _raw_baseline(env: BenchEnv, source: Scratch, cuts: list[dict[str, int
 
 
 def _sqlite_rows(conn: sqlite3.Connection, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    cursor = conn.execute(f'SELECT * FROM "{table}" ORDER BY 1')
+    cursor = conn.execute(f'SELECT {", ".join(writable_columns(table))} FROM "{table}" ORDER BY 1')
     return [d[0] for d in cursor.description], cursor.fetchall()
 
 
@@ -218,7 +218,8 @@ async def _postgres_baseline(source: Scratch, target: Scratch, cuts: list[dict[s
     try:
 
         async def rows_of(table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-            records = await src.fetch(f'SELECT * FROM "{table}" ORDER BY 1')
+            columns = ", ".join(writable_columns(table))
+            records = await src.fetch(f'SELECT {columns} FROM "{table}" ORDER BY 1')
             names = list(records[0].keys()) if records else []
             return names, [tuple(r.values()) for r in records]
 

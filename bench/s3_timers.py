@@ -10,7 +10,7 @@ last 20 minutes and has nothing due before the scenario ends.
 
 1. **Next due**: ``SlaScheduler.next_due()`` (the query the loop runs before each sleep), p99 of many
    calls. Baseline: the same SELECT through the raw driver.
-2. **Firing**: ``run_once()`` passes (batches of 100, as ``inbox run`` uses) until nothing is due (or
+2. **Firing**: ``run_once()`` passes (batches of 250, as ``inbox run`` uses) until nothing is due (or
    for at most ten minutes: the rate is steady), with the notifier attached as in ``inbox run``: every
    warning and breach writes its audit event, queues (or folds into the minute's digest) a team-chat
    notice and replans the conversation's timers. The clock runs at real speed from the seeded "now",

@@ -8,16 +8,18 @@ notifier) run inside the same transaction after the change.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import CursorResult, Integer, ScalarSelect, delete, insert, literal, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from inbox.audit import record
+from inbox.audit import batched, record
 from inbox.clock import Clock, isoformat_utc
 from inbox.db import Database
 from inbox.errors import ConversationNotFound, InvalidAction, UnknownMember
@@ -38,6 +40,7 @@ from inbox.models import (
     TimerStatus,
 )
 from inbox.outbox import enqueue
+from inbox.queries import split_tags, tag_names_of
 from inbox.textsafe import storable
 
 MAX_REPLY_LENGTH = 20_000
@@ -54,9 +57,30 @@ class Change:
     actor: Actor
     at: datetime
     detail: dict[str, Any]
+    # The conversation's tags after the action, when the action read them anyway (else None): hooks
+    # that need them (the SLA engine's policy match) need not read them again.
+    tags: frozenset[str] | None = None
 
 
 ActionHook = Callable[[AsyncSession, Change], Awaitable[None]]
+
+
+def _reply_target() -> tuple[ScalarSelect[Any], ...]:
+    """Columns to load with a conversation to reply to: channel, recipient, the message answered, tags."""
+    conv_id = col(Conversation.id)
+    answered = (
+        select(col(Message.external_id))
+        .where(col(Message.conversation_id) == conv_id, col(Message.direction) == Direction.IN.value)
+        .order_by(col(Message.created_at).desc(), col(Message.id).desc())
+        .limit(1)
+    )
+    recipient = select(col(Contact.external_id)).where(col(Contact.id) == col(Conversation.contact_id))
+    return (
+        select(col(Channel.name)).where(col(Channel.id) == col(Conversation.channel_id)).scalar_subquery(),
+        recipient.scalar_subquery(),
+        answered.scalar_subquery(),
+        tag_names_of(conv_id),
+    )
 
 
 def normalise_tag(raw: str) -> str:
@@ -80,24 +104,52 @@ class Actions:
 
     # --- plumbing -------------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """One action's transaction; its audit events go in with one statement at the end."""
+        async with self.db.transaction() as session, batched(session):
+            yield session
+
     async def _load(self, session: AsyncSession, conversation_id: int) -> Conversation:
-        query = select(Conversation).where(col(Conversation.id) == conversation_id).with_for_update()
-        conv = (await session.execute(query)).scalar_one_or_none()
-        if conv is None:
+        return (await self._load_with(session, conversation_id))[0]
+
+    async def _load_tagged(
+        self, session: AsyncSession, conversation_id: int
+    ) -> tuple[Conversation, set[str]]:
+        """Lock and load the conversation with its tag names, in one statement."""
+        tags = tag_names_of(col(Conversation.id))
+        conv, (tag_names,) = await self._load_with(session, conversation_id, tags)
+        return conv, set(split_tags(tag_names))
+
+    @staticmethod
+    async def _load_with(
+        session: AsyncSession, conversation_id: int, *columns: ScalarSelect[Any]
+    ) -> tuple[Conversation, tuple[Any, ...]]:
+        """Lock and load the conversation, plus ``columns`` (subqueries on it) in the same statement."""
+        query = (
+            sa_select(Conversation, *columns)
+            .where(col(Conversation.id) == conversation_id)
+            .with_for_update(of=Conversation)
+        )
+        row = (await session.execute(query)).one_or_none()
+        if row is None:
             raise ConversationNotFound(conversation_id)
-        return conv
+        return row[0], tuple(row[1:])
 
     async def _finish(
-        self, session: AsyncSession, conv: Conversation, actor: Actor, action: str, **detail: Any
+        self, session: AsyncSession, conv: Conversation, actor: Actor, action: str, *,
+        known_tags: frozenset[str] | None = None, **detail: Any,
     ) -> None:
         now = self.clock.now()
         conv.updated_at = now
         session.add(conv)
-        await session.flush()
         await record(session, actor, f"conversation.{action}", now, conv.id, **detail)
-        change = Change(action, conv, actor, now, detail)
-        for hook in self.hooks:
-            await hook(session, change)
+        change = Change(action, conv, actor, now, detail, known_tags)
+        # The hooks' queries do not flush: the action's and the hooks' changes to the conversation then
+        # reach the database in one UPDATE, when the transaction ends.
+        with session.no_autoflush:
+            for hook in self.hooks:
+                await hook(session, change)
 
     @staticmethod
     def _require_not_resolved(conv: Conversation, what: str) -> None:
@@ -123,8 +175,10 @@ class Actions:
             raise InvalidAction("a reply needs some text")
         if len(body) > MAX_REPLY_LENGTH:
             raise InvalidAction(f"a reply can be at most {MAX_REPLY_LENGTH} characters")
-        async with self.db.transaction() as session:
-            conv = await self._load(session, conversation_id)
+        async with self._transaction() as session:
+            conv, (channel, recipient, reply_to, tag_names) = await self._load_with(
+                session, conversation_id, *_reply_target()
+            )
             self._require_not_resolved(conv, "reply")
             now = self.clock.now()
             message = Message(
@@ -137,36 +191,30 @@ class Actions:
             )
             session.add(message)
             await session.flush()
-            await self._queue_reply(session, conv, message, now)
+            await self._queue_reply(session, conv, message, now, channel, recipient, reply_to)
             if conv.first_response_at is None:
                 conv.first_response_at = now
             conv.last_outbound_at = now
-            await self._finish(session, conv, actor, "replied", message_id=message.id)
+            await self._finish(session, conv, actor, "replied", known_tags=frozenset(split_tags(tag_names)),
+                               message_id=message.id)
             return message
 
+    @staticmethod
     async def _queue_reply(
-        self, session: AsyncSession, conv: Conversation, message: Message, now: datetime
+        session: AsyncSession, conv: Conversation, message: Message, now: datetime, channel: str,
+        recipient: str, reply_to: str | None,
     ) -> None:
-        channel = await session.get(Channel, conv.channel_id)
-        contact = await session.get(Contact, conv.contact_id)
-        last_inbound = await session.scalar(
-            select(col(Message.external_id))
-            .where(col(Message.conversation_id) == conv.id, col(Message.direction) == Direction.IN.value)
-            .order_by(col(Message.created_at).desc(), col(Message.id).desc())
-            .limit(1)
-        )
-        assert channel is not None and contact is not None  # foreign keys guarantee both
         await enqueue(
             session,
-            destination=channel.name,
+            destination=channel,
             purpose="reply",
             now=now,
             conversation_id=conv.id,
             message_id=message.id,
             payload={
                 "text": message.text,
-                "recipient": contact.external_id,
-                "reply_to": last_inbound,
+                "recipient": recipient,
+                "reply_to": reply_to,
                 "thread_key": conv.thread_key,
                 "kind": conv.kind,
             },
@@ -177,7 +225,7 @@ class Actions:
         body = storable(text).strip()
         if not body:
             raise InvalidAction("a note needs some text")
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             conv = await self._load(session, conversation_id)
             message = Message(
                 channel_id=conv.channel_id,
@@ -199,58 +247,54 @@ class Actions:
         names = sorted({normalise_tag(t) for t in tags})
         if not names:
             raise InvalidAction("name at least one tag")
-        async with self.db.transaction() as session:
-            conv = await self._load(session, conversation_id)
-            current = set(await self._tag_names(session, conv.id or 0))
+        async with self._transaction() as session:
+            conv, current = await self._load_tagged(session, conversation_id)
             added = [n for n in names if n not in current]
-            for name in added:
-                tag_id = await self._tag_id(session, name)
-                await session.execute(insert(ConversationTag).values(conversation_id=conv.id, tag_id=tag_id))
             if added:
-                await self._finish(session, conv, actor, "tagged", tags=added)
+                await self._attach(session, conv.id or 0, added)
+                await self._finish(session, conv, actor, "tagged", known_tags=frozenset({*current, *added}),
+                                   tags=added)
             return added
 
     async def untag(self, actor: Actor, conversation_id: int, tags: Sequence[str]) -> list[str]:
         """Remove tags; returns the tags that were removed."""
         names = sorted({normalise_tag(t) for t in tags})
-        async with self.db.transaction() as session:
-            conv = await self._load(session, conversation_id)
-            current = set(await self._tag_names(session, conv.id or 0))
+        async with self._transaction() as session:
+            conv, current = await self._load_tagged(session, conversation_id)
             missing = [n for n in names if n not in current]
             if missing:
                 raise InvalidAction(f"conversation #{conv.id} has no tag {', '.join(missing)}")
-            ids = (await session.execute(select(col(Tag.id)).where(col(Tag.name).in_(names)))).scalars().all()
             await session.execute(
                 delete(ConversationTag).where(
-                    col(ConversationTag.conversation_id) == conv.id, col(ConversationTag.tag_id).in_(ids)
+                    col(ConversationTag.conversation_id) == conv.id,
+                    col(ConversationTag.tag_id).in_(select(col(Tag.id)).where(col(Tag.name).in_(names))),
                 )
             )
-            await self._finish(session, conv, actor, "untagged", tags=names)
+            await self._finish(session, conv, actor, "untagged", known_tags=frozenset(current - set(names)),
+                               tags=names)
             return names
 
     @staticmethod
-    async def _tag_names(session: AsyncSession, conversation_id: int) -> list[str]:
-        rows = await session.execute(
-            select(col(Tag.name))
-            .join(ConversationTag, col(ConversationTag.tag_id) == col(Tag.id))
-            .where(col(ConversationTag.conversation_id) == conversation_id)
+    async def _attach(session: AsyncSession, conversation_id: int, names: Sequence[str]) -> None:
+        """Put the tags on the conversation, creating those used for the first time."""
+        attach = insert(ConversationTag).from_select(
+            ["conversation_id", "tag_id"],
+            select(literal(conversation_id, Integer), col(Tag.id)).where(col(Tag.name).in_(names)),
         )
-        return list(rows.scalars())
-
-    @staticmethod
-    async def _tag_id(session: AsyncSession, name: str) -> int:
-        found = await session.scalar(select(col(Tag.id)).where(col(Tag.name) == name))
-        if found is not None:
-            return int(found)
-        tag = Tag(name=name)
-        session.add(tag)
-        await session.flush()
-        assert tag.id is not None
-        return tag.id
+        if cast(CursorResult[Any], await session.execute(attach)).rowcount == len(names):
+            return  # all of them existed: the usual case, one statement
+        known = set((await session.execute(select(col(Tag.name)).where(col(Tag.name).in_(names)))).scalars())
+        for name in names:
+            if name not in known:
+                tag = Tag(name=name)
+                session.add(tag)
+                await session.flush()
+                await session.execute(insert(ConversationTag).values(conversation_id=conversation_id,
+                                                                     tag_id=tag.id))
 
     async def assign(self, actor: Actor, conversation_id: int, member_name: str) -> Member:
         """Assign the conversation to a team member."""
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             member = await self._member(session, member_name)
             conv = await self._load(session, conversation_id)
             if conv.assignee_id == member.id:
@@ -264,7 +308,7 @@ class Actions:
 
     async def unassign(self, actor: Actor, conversation_id: int) -> None:
         """Remove the assignee."""
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             conv = await self._load(session, conversation_id)
             if conv.assignee_id is None:
                 raise InvalidAction(f"conversation #{conv.id} is not assigned")
@@ -276,7 +320,7 @@ class Actions:
 
     async def escalate(self, actor: Actor, conversation_id: int, reason: str = "") -> int:
         """Raise the escalation level by one; returns the new level."""
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             conv = await self._load(session, conversation_id)
             self._require_not_resolved(conv, "escalate")
             conv.escalation_level += 1
@@ -291,7 +335,7 @@ class Actions:
             value = Priority(priority.strip().lower())
         except ValueError:
             raise InvalidAction(f"'{priority}' is not a priority: use low, normal, high or urgent") from None
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             conv = await self._load(session, conversation_id)
             if conv.priority == value:
                 raise InvalidAction(f"conversation #{conv.id} is already {value.value}")
@@ -306,7 +350,7 @@ class Actions:
         now = self.clock.now()
         if until <= now:
             raise InvalidAction("cannot snooze into the past: pick a later time")
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             conv = await self._load(session, conversation_id)
             self._require_not_resolved(conv, "snooze")
             conv.status, conv.snoozed_until = Status.SNOOZED.value, until
@@ -316,7 +360,7 @@ class Actions:
 
     async def mark_pending(self, actor: Actor, conversation_id: int) -> None:
         """Mark as waiting on the customer."""
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             conv = await self._load(session, conversation_id)
             self._require_not_resolved(conv, "mark it pending")
             if conv.status == Status.PENDING:
@@ -327,7 +371,7 @@ class Actions:
 
     async def resolve(self, actor: Actor, conversation_id: int) -> None:
         """Close the conversation; every timer on it stops."""
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             conv = await self._load(session, conversation_id)
             if conv.status == Status.RESOLVED:
                 raise InvalidAction(f"conversation #{conv.id} is already resolved")
@@ -338,7 +382,7 @@ class Actions:
 
     async def reopen(self, actor: Actor, conversation_id: int) -> None:
         """Open a resolved, pending or snoozed conversation again."""
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             conv = await self._load(session, conversation_id)
             if conv.status == Status.OPEN:
                 raise InvalidAction(f"conversation #{conv.id} is already open")

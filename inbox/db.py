@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "inbox_read_only"  # execution option: this connection's transactions only read
 
 
 class DatabaseError(RuntimeError):
@@ -63,7 +64,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader takes no write lock: in WAL mode it then runs beside the writer and other readers.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def is_postgres(engine: AsyncEngine) -> bool:
@@ -93,6 +95,13 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction, committed on success and rolled back on error."""
         async with self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads (reports): on SQLite it neither waits for nor blocks the writer."""
+        async with self.sessions() as session:
+            await session.connection(execution_options={_READ_ONLY: True})
             yield session
 
     async def dispose(self) -> None:

@@ -11,9 +11,9 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, text, update
+from sqlalchemy import Select, Table, bindparam, func, insert, literal, null, text, union_all, update
 from sqlalchemy import select as sa_select  # more columns than sqlmodel.select types
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from inbox.audit import event_row
 from inbox.clock import Clock
 from inbox.db import Database
+from inbox.db_types import UTCDateTime
 from inbox.errors import UnknownChannel, UnknownMember
 from inbox.events import Actor, Attachment, Author, Batch, Inbound
 from inbox.models import (
@@ -39,6 +40,43 @@ from inbox.textsafe import storable
 # Advisory-lock namespace so our per-channel ingest locks never collide with other users'.
 _LOCK_NAMESPACE = 0x5A1
 _SOURCE = Actor.system("ingest")
+_CHUNK = 500  # values per IN list: far below every driver's limit on bound parameters
+# Rows are written through the tables (Core), not the ORM: plain executemany, no per-row ORM work.
+_CHANNELS: Table = Channel.__table__  # type: ignore[attr-defined]
+_CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]
+_CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
+_MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
+_EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
+# What threading reads of a stored conversation (the order of _Conv's first fields).
+_CONV_COLUMNS = (
+    col(Conversation.id),
+    col(Conversation.kind),
+    col(Conversation.contact_id),
+    col(Conversation.thread_key),
+    col(Conversation.status),
+    col(Conversation.resolved_at),
+)
+# The batch's message times on a stored conversation: one statement shape for every row, so one
+# executemany. A NULL keeps what is stored (this batch had no message of that kind); first_response_at
+# is only ever filled. Columns the batch did not change are not written over.
+_TOUCH = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == bindparam("row_id"))
+    .values(
+        last_inbound_at=func.coalesce(
+            bindparam("last_in", type_=UTCDateTime), _CONVERSATIONS.c.last_inbound_at
+        ),
+        last_outbound_at=func.coalesce(
+            bindparam("last_out", type_=UTCDateTime), _CONVERSATIONS.c.last_outbound_at
+        ),
+        first_response_at=func.coalesce(
+            _CONVERSATIONS.c.first_response_at, bindparam("first_out", type_=UTCDateTime)
+        ),
+        updated_at=bindparam("touched_at", type_=UTCDateTime),
+    )
+)
+_RESERVED = ("contacts", "conversations", "messages")  # the tables whose ids _reserve_ids hands out
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +103,42 @@ class IngestResult:
 IngestHook = Callable[[AsyncSession, IngestResult], Awaitable[None]]
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class _Conv:
     """The part of a conversation that threading needs, kept for the length of one batch."""
 
-    id: int
+    id: int  # 0 for a conversation this batch creates, until the batch's ids are reserved
     kind: str
     contact_id: int
     thread_key: str | None
     status: str
     resolved_at: datetime | None
-    changes: dict[str, Any] = field(default_factory=dict)
+    new: Inbound | None = None  # the event that starts a conversation this batch creates
+    last_in: datetime | None = None  # the latest inbound message of the batch
+    last_out: datetime | None = None  # the batch's last outbound message
+    first_out: datetime | None = None  # the batch's first outbound message
+    status_change: dict[str, Any] = field(default_factory=dict)  # reopened or resumed: the new columns
+
+    @property
+    def changed(self) -> bool:
+        """Whether the batch changes its row (a note alone does not)."""
+        return self.last_in is not None or self.last_out is not None or bool(self.status_change)
+
+
+@dataclass(eq=False, slots=True)
+class _Planned:
+    """A fresh event and the conversation threading chose for it."""
+
+    ev: Inbound
+    conv: _Conv
+    contact_id: int
+    member_id: int | None
+    id: int = 0  # the message's id, once reserved
+
+
+# An audit event waiting for the batch's ids: actor, type, its conversation (known, or one the batch
+# threads), the message it is about (whose id leads the data) and the rest of its data.
+_Audit = tuple[Actor, str, "_Conv | int | None", "_Planned | None", dict[str, Any]]
 
 
 class Ingestor:
@@ -110,8 +173,8 @@ class Ingestor:
             result = await run.store([storable_event(ev) for ev in batch.events])
             if batch.cursor is not None:
                 await session.execute(
-                    update(Channel)
-                    .where(col(Channel.id) == channel_id)
+                    update(_CHANNELS)
+                    .where(_CHANNELS.c.id == channel_id)
                     .values(cursor=batch.cursor, updated_at=self.clock.now())
                 )
             for hook in self.hooks:
@@ -128,22 +191,32 @@ class Ingestor:
 
 
 class _BatchRun:
-    """State for storing one batch: caches of contacts and conversations touched so far."""
+    """Stores one batch set-based: a few bulk look-ups, threading in memory, then one write per table.
+
+    Statements do not depend on the batch's length: the look-ups go by chunked IN lists, and the rows
+    are written with executemany once their ids are reserved (``_reserve_ids``). Audit rows are built
+    last, when every id they name is known.
+    """
 
     def __init__(self, session: AsyncSession, ingestor: Ingestor, channel_id: int, channel: str):
         self.session = session
-        self.clock = ingestor.clock
+        self.postgres = ingestor.db.is_postgres
         self.window = ingestor.reopen_window
         self.channel_id = channel_id
         self.channel = channel
         self.now = ingestor.clock.now()
         self.result = IngestResult()
-        self.contacts: dict[str, int] = {}
+        self.contacts: dict[str, int] = {}  # external id -> id (provisional for a new contact)
+        self.new_contacts: list[Author] = []
+        self.new_contact_ids: list[int] = []
         self.members: dict[str, int] = {}
-        self.by_thread: dict[str, _Conv] = {}
-        self.by_dm_contact: dict[int, _Conv] = {}
-        self.by_message: dict[str, _Conv] = {}
-        self.events: list[dict[str, Any]] = []
+        self.loaded: dict[int, _Conv] = {}  # stored conversations this batch looked at, by id
+        self.created: list[_Conv] = []
+        self.by_thread: dict[str, _Conv] = {}  # the newest conversation of each thread key
+        self.by_dm_contact: dict[int, _Conv] = {}  # the newest DM conversation of each contact
+        self.by_message: dict[str, _Conv] = {}  # the conversation of a stored or planned message
+        self.planned: list[_Planned] = []
+        self.audit: list[_Audit] = []  # in the order the rows are written
 
     async def store(self, events: Sequence[Inbound]) -> IngestResult:
         """Store every event that is not already stored."""
@@ -151,18 +224,34 @@ class _BatchRun:
             if ev.channel != self.channel:
                 raise ValueError(f"event for channel '{ev.channel}' in a batch for '{self.channel}'")
         fresh = await self._drop_duplicates(events)
-        await self._upsert_contacts(fresh)
-        for ev in fresh:
-            await self._store_one(ev)
-        await self._flush_conversations()
-        if self.events:
-            await self.session.execute(insert(Event), self.events)
+        if fresh:
+            await self._upsert_contacts(fresh)
+            await self._load_members(fresh)
+            await self._load_conversations(fresh)
+            for ev in fresh:
+                self._thread(ev)
+            await self._reserve_ids()
+            await self._write_contacts()
+            await self._write_conversations()
+            await self._write_messages()
+        if self.audit:
+            await self.session.execute(insert(_EVENTS), self._audit_rows())
         return self.result
 
+    def _audit_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for actor, type_, conv, message, data in self.audit:
+            if message is not None:
+                data = {"message_id": message.id, **data}
+            conversation_id = conv.id if isinstance(conv, _Conv) else conv
+            rows.append(event_row(actor, type_, self.now, conversation_id, **data))
+        return rows
+
+    # --- duplicates and edits --------------------------------------------------------------------
+
     async def _drop_duplicates(self, events: Sequence[Inbound]) -> list[Inbound]:
-        ids = list({ev.external_id for ev in events})
-        existing: dict[str, tuple[int, str, datetime | None, int | None]] = {}
-        for chunk in _chunks(ids, 500):
+        existing: dict[str, list[Any]] = {}  # external id -> [id, text, edited_at, conversation id]
+        for chunk in _chunks(list({ev.external_id for ev in events}), _CHUNK):
             rows = await self.session.execute(
                 sa_select(
                     col(Message.external_id),
@@ -173,40 +262,38 @@ class _BatchRun:
                 ).where(col(Message.channel_id) == self.channel_id, col(Message.external_id).in_(chunk))
             )
             for ext, mid, body, edited, conv in rows:
-                existing[str(ext)] = (_id(mid), body, edited, conv)
+                existing[str(ext)] = [_id(mid), body, edited, conv]
         fresh: list[Inbound] = []
         seen: set[str] = set()
+        edits: dict[int, dict[str, Any]] = {}
         for ev in events:
             if ev.external_id in existing:
-                await self._maybe_edit(ev, existing[ev.external_id])
+                self._maybe_edit(ev, existing[ev.external_id], edits)
                 continue
             if ev.external_id in seen:
                 self.result.duplicates += 1
                 continue
             seen.add(ev.external_id)
             fresh.append(ev)
+        if edits:
+            await self.session.execute(
+                update(_MESSAGES).where(_MESSAGES.c.id == bindparam("row_id")), list(edits.values())
+            )
         return fresh
 
-    async def _maybe_edit(self, ev: Inbound, row: tuple[int, str, datetime | None, int | None]) -> None:
+    def _maybe_edit(self, ev: Inbound, row: list[Any], edits: dict[int, dict[str, Any]]) -> None:
         message_id, body, edited_at, conversation_id = row
         newer = ev.edited_at is not None and (edited_at is None or ev.edited_at > edited_at)
         if not newer or ev.text == body:
             self.result.duplicates += 1
             return
-        await self.session.execute(
-            update(Message).where(col(Message.id) == message_id).values(text=ev.text, edited_at=ev.edited_at)
-        )
-        self.events.append(
-            event_row(
-                _SOURCE,
-                "message.edited",
-                self.now,
-                conversation_id,
-                message_id=message_id,
-                previous_text=body,
-            )
-        )
+        row[1:3] = [ev.text, ev.edited_at]  # a second edit in the batch compares with this one
+        edits[message_id] = {"row_id": message_id, "text": ev.text, "edited_at": ev.edited_at}
+        data = {"message_id": message_id, "previous_text": body}
+        self.audit.append((_SOURCE, "message.edited", conversation_id, None, data))
         self.result.edited += 1
+
+    # --- contacts and members --------------------------------------------------------------------
 
     async def _upsert_contacts(self, events: Sequence[Inbound]) -> None:
         authors = {ev.author.id: ev.author for ev in events if ev.direction is Direction.IN}
@@ -217,10 +304,8 @@ class _BatchRun:
                 if ev.direction is not Direction.IN and ev.author.id not in authors
             }
         )
-        if not authors:
-            return
         known: dict[str, tuple[int, str | None, str | None]] = {}
-        for chunk in _chunks(list(authors), 500):
+        for chunk in _chunks(list(authors), _CHUNK):
             rows = await self.session.execute(
                 select(
                     col(Contact.external_id), col(Contact.id), col(Contact.handle), col(Contact.name)
@@ -228,103 +313,124 @@ class _BatchRun:
             )
             for ext, cid, handle, name in rows:
                 known[ext] = (_id(cid), handle, name)
-        missing = [a for ext, a in authors.items() if ext not in known]
-        if missing:
-            inserted = await self.session.execute(
-                insert(Contact).returning(col(Contact.external_id), col(Contact.id)),
-                [
-                    {
-                        "channel_id": self.channel_id,
-                        "external_id": a.id,
-                        "handle": a.handle,
-                        "name": a.name,
-                        "created_at": self.now,
-                        "updated_at": self.now,
-                    }
-                    for a in missing
-                ],
-            )
-            for ext, new_id in inserted:
-                self.contacts[ext] = _id(new_id)
+        # New contacts get provisional ids (-1, -2, ...) until the batch's ids are reserved.
+        self.new_contacts = [a for ext, a in authors.items() if ext not in known]
+        for index, author in enumerate(self.new_contacts):
+            self.contacts[author.id] = -index - 1
+        renamed: list[dict[str, Any]] = []
         for ext, (cid, handle, name) in known.items():
             self.contacts[ext] = cid
             author = authors[ext]
-            if (author.handle or handle, author.name or name) != (handle, name):
-                await self.session.execute(
-                    update(Contact)
-                    .where(col(Contact.id) == cid)
-                    .values(handle=author.handle or handle, name=author.name or name, updated_at=self.now)
+            now_known = (author.handle or handle, author.name or name)
+            if now_known != (handle, name):
+                renamed.append(
+                    {"row_id": cid, "handle": now_known[0], "name": now_known[1], "updated_at": self.now}
                 )
+        if renamed:
+            await self.session.execute(
+                update(_CONTACTS).where(_CONTACTS.c.id == bindparam("row_id")), renamed
+            )
 
-    async def _member_id(self, name: str) -> int:
-        if name not in self.members:
-            found = await self.session.scalar(select(col(Member.id)).where(col(Member.name) == name))
-            if found is None:
-                raise UnknownMember(name)
-            self.members[name] = found
-        return self.members[name]
-
-    async def _store_one(self, ev: Inbound) -> None:
-        contact_id = self.contacts[ev.author.id]
-        conv = await self._find_conversation(ev, contact_id)
-        if conv is None:
-            conv = await self._create_conversation(ev, contact_id)
-        member_id = await self._member_id(ev.member) if ev.member else None
-        row = await self.session.execute(
-            insert(Message).returning(col(Message.id)),
-            {
-                "channel_id": self.channel_id,
-                "conversation_id": conv.id,
-                "external_id": ev.external_id,
-                "direction": ev.direction.value,
-                "contact_id": contact_id if ev.direction is Direction.IN else None,
-                "member_id": member_id,
-                "text": ev.text,
-                "attachments": [a.as_dict() for a in ev.attachments],
-                "reply_to_external_id": ev.reply_to,
-                "created_at": ev.created_at,
-                "edited_at": ev.edited_at,
-            },
+    async def _load_members(self, events: Sequence[Inbound]) -> None:
+        names = list({ev.member for ev in events if ev.member})
+        if not names:
+            return
+        rows = await self.session.execute(
+            sa_select(col(Member.name), col(Member.id)).where(col(Member.name).in_(names))
         )
-        message_id = _id(row.scalar_one())
+        self.members = {str(name): _id(mid) for name, mid in rows}
+        for ev in events:
+            if ev.member and ev.member not in self.members:
+                raise UnknownMember(ev.member)
+
+    # --- threading ---------------------------------------------------------------------------------
+
+    async def _load_conversations(self, events: Sequence[Inbound]) -> None:
+        """Every stored conversation the batch may join, by replied-to message, thread key or DM contact.
+
+        One query (the three look-ups in a UNION ALL) per 500 values of each.
+        """
+        replied = _chunks(list({ev.reply_to for ev in events if ev.reply_to}), _CHUNK)
+        keys = _chunks(list({ev.thread_key for ev in events if ev.thread_key}), _CHUNK)
+        dm = {self.contacts[ev.author.id] for ev in events if ev.kind is Kind.DM and not ev.thread_key}
+        dm_contacts = _chunks([c for c in dm if c > 0], _CHUNK)  # a new contact has no conversation yet
+        for index in range(max(len(replied), len(keys), len(dm_contacts))):
+            parts = []
+            if index < len(replied):
+                parts.append(self._by_replied(replied[index]))
+            if index < len(keys):
+                parts.append(self._by_thread_key(keys[index]))
+            if index < len(dm_contacts):
+                parts.append(self._by_dm_contact(dm_contacts[index]))
+            query = parts[0] if len(parts) == 1 else union_all(*parts)
+            for how, external_id, *values in await self.session.execute(query):
+                conv = self._known(values)
+                if how == "message":
+                    self.by_message[str(external_id)] = conv
+                elif how == "thread":
+                    assert conv.thread_key is not None
+                    self.by_thread[conv.thread_key] = conv
+                else:
+                    self.by_dm_contact[conv.contact_id] = conv
+
+    def _by_replied(self, external_ids: list[str]) -> Select[*tuple[Any, ...]]:
+        """The conversations of stored messages that the batch replies to."""
+        return (
+            sa_select(literal("message"), col(Message.external_id), *_CONV_COLUMNS)
+            .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+            .where(col(Message.channel_id) == self.channel_id, col(Message.external_id).in_(external_ids))
+        )
+
+    def _by_thread_key(self, keys: list[str]) -> Select[*tuple[Any, ...]]:
+        """The newest conversation of each thread key."""
+        newest = (
+            sa_select(func.max(col(Conversation.id)))
+            .where(col(Conversation.channel_id) == self.channel_id, col(Conversation.thread_key).in_(keys))
+            .group_by(col(Conversation.thread_key))
+        )
+        return sa_select(literal("thread"), null(), *_CONV_COLUMNS).where(col(Conversation.id).in_(newest))
+
+    def _by_dm_contact(self, contact_ids: list[int]) -> Select[*tuple[Any, ...]]:
+        """The newest DM conversation (without a thread key) of each contact."""
+        newest = (
+            sa_select(func.max(col(Conversation.id)))
+            .where(
+                col(Conversation.channel_id) == self.channel_id,
+                col(Conversation.contact_id).in_(contact_ids),
+                col(Conversation.kind) == Kind.DM.value,
+                col(Conversation.thread_key).is_(None),
+            )
+            .group_by(col(Conversation.contact_id))
+        )
+        return sa_select(literal("dm"), null(), *_CONV_COLUMNS).where(col(Conversation.id).in_(newest))
+
+    def _known(self, values: Sequence[Any]) -> _Conv:
+        """One object per stored conversation, however many look-ups found it."""
+        conv_id = _id(values[0])
+        if conv_id not in self.loaded:
+            self.loaded[conv_id] = _Conv(conv_id, *values[1:])
+        return self.loaded[conv_id]
+
+    def _thread(self, ev: Inbound) -> None:
+        contact_id = self.contacts[ev.author.id]
+        conv = self._find_conversation(ev, contact_id) or self._create_conversation(ev, contact_id)
+        member_id = self.members[ev.member] if ev.member else None
+        planned = _Planned(ev, conv, contact_id, member_id)
+        self.planned.append(planned)
         self.by_message[ev.external_id] = conv
         self._apply_to_conversation(conv, ev)
-        self.result.stored.append(StoredMessage(message_id, conv.id, ev.direction, ev.created_at))
-        self.events.append(
-            event_row(
-                Actor("member", ev.member, member_id) if ev.member else _SOURCE,
-                f"message.{ev.direction.value}",
-                self.now,
-                conv.id,
-                message_id=message_id,
-                external_id=ev.external_id,
-                at=ev.created_at.isoformat(),
-            )
-        )
+        actor = Actor("member", ev.member, member_id) if ev.member else _SOURCE
+        data = {"external_id": ev.external_id, "at": ev.created_at.isoformat()}
+        self.audit.append((actor, f"message.{ev.direction.value}", conv, planned, data))
 
-    def _apply_to_conversation(self, conv: _Conv, ev: Inbound) -> None:
-        changes = conv.changes
-        if ev.direction is Direction.IN:
-            changes["last_inbound_at"] = max(ev.created_at, changes.get("last_inbound_at", ev.created_at))
-            if conv.status in (Status.PENDING, Status.SNOOZED):
-                # A customer message ends waiting on them and wakes a snoozed conversation.
-                self.events.append(
-                    event_row(_SOURCE, "conversation.resumed", self.now, conv.id, previous=conv.status)
-                )
-                conv.status = Status.OPEN
-                changes.update(status=Status.OPEN.value, snoozed_until=None)
-        elif ev.direction is Direction.OUT:
-            changes["last_outbound_at"] = ev.created_at
-            changes.setdefault("_first_out", ev.created_at)
-
-    async def _find_conversation(self, ev: Inbound, contact_id: int) -> _Conv | None:
+    def _find_conversation(self, ev: Inbound, contact_id: int) -> _Conv | None:
         conv: _Conv | None = None
         if ev.reply_to:
-            conv = await self._conversation_of_message(ev.reply_to)
+            conv = self.by_message.get(ev.reply_to)
         if conv is None and ev.thread_key:
-            conv = await self._by_thread(ev.thread_key)
+            conv = self.by_thread.get(ev.thread_key)
         if conv is None and ev.kind is Kind.DM and not ev.thread_key:
-            conv = await self._by_dm_contact(contact_id)
+            conv = self.by_dm_contact.get(contact_id)
         if conv is None or conv.status != Status.RESOLVED:
             return conv
         if conv.resolved_at is not None and ev.created_at - conv.resolved_at <= self.window:
@@ -335,123 +441,165 @@ class _BatchRun:
     def _reopen(self, conv: _Conv) -> None:
         conv.status = Status.OPEN
         conv.resolved_at = None
-        conv.changes.update(status=Status.OPEN.value, resolved_at=None)
+        conv.status_change.update(status=Status.OPEN.value, resolved_at=None)
         self.result.reopened.append(conv.id)
-        self.events.append(
-            event_row(_SOURCE, "conversation.reopened", self.now, conv.id, reason="customer wrote again")
-        )
+        self.audit.append((_SOURCE, "conversation.reopened", conv, None, {"reason": "customer wrote again"}))
 
-    async def _conversation_of_message(self, external_id: str) -> _Conv | None:
-        if external_id in self.by_message:
-            return self.by_message[external_id]
-        conv_id = await self.session.scalar(
-            select(col(Message.conversation_id)).where(
-                col(Message.channel_id) == self.channel_id, col(Message.external_id) == external_id
-            )
-        )
-        if conv_id is None:
-            return None
-        return await self._load(select(Conversation).where(col(Conversation.id) == conv_id))
-
-    async def _by_thread(self, key: str) -> _Conv | None:
-        if key not in self.by_thread:
-            conv = await self._load(
-                select(Conversation)
-                .where(col(Conversation.channel_id) == self.channel_id, col(Conversation.thread_key) == key)
-                .order_by(col(Conversation.id).desc())
-                .limit(1)
-            )
-            if conv is None:
-                return None
-        return self.by_thread[key]
-
-    async def _by_dm_contact(self, contact_id: int) -> _Conv | None:
-        if contact_id not in self.by_dm_contact:
-            conv = await self._load(
-                select(Conversation)
-                .where(
-                    col(Conversation.channel_id) == self.channel_id,
-                    col(Conversation.contact_id) == contact_id,
-                    col(Conversation.kind) == Kind.DM.value,
-                    col(Conversation.thread_key).is_(None),
-                )
-                .order_by(col(Conversation.id).desc())
-                .limit(1)
-            )
-            if conv is None:
-                return None
-        return self.by_dm_contact[contact_id]
-
-    async def _load(self, query: Any) -> _Conv | None:
-        row = (await self.session.execute(query)).scalars().first()
-        if row is None or row.id is None:
-            return None
-        for cached in self._cached():
-            if cached.id == row.id:
-                return cached
-        conv = _Conv(row.id, row.kind, row.contact_id, row.thread_key, row.status, row.resolved_at)
-        conv.changes["_first_response_at"] = row.first_response_at
-        self._remember(conv)
-        return conv
-
-    def _cached(self) -> list[_Conv]:
-        return [*self.by_thread.values(), *self.by_dm_contact.values(), *self.by_message.values()]
-
-    def _remember(self, conv: _Conv) -> None:
-        if conv.thread_key is not None:
-            self.by_thread[conv.thread_key] = conv
-        elif conv.kind == Kind.DM.value:
-            self.by_dm_contact[conv.contact_id] = conv
-
-    async def _create_conversation(self, ev: Inbound, contact_id: int) -> _Conv:
+    def _create_conversation(self, ev: Inbound, contact_id: int) -> _Conv:
         thread_key = ev.thread_key
         if thread_key is None and ev.kind in (Kind.MENTION, Kind.COMMENT):
             thread_key = ev.reply_to or ev.external_id  # a new public thread starts here
-        row = await self.session.execute(
-            insert(Conversation).returning(col(Conversation.id)),
-            {
-                "channel_id": self.channel_id,
-                "contact_id": contact_id,
-                "kind": ev.kind.value,
-                "thread_key": thread_key,
-                "subject": ev.subject,
-                "status": Status.OPEN.value,
-                "breached": [],
-                "created_at": ev.created_at,
-                "updated_at": self.now,
-            },
-        )
-        conv = _Conv(_id(row.scalar_one()), ev.kind.value, contact_id, thread_key, Status.OPEN, None)
-        conv.changes["_first_response_at"] = None
-        self._remember(conv)
-        self.result.new_conversations.append(conv.id)
-        self.events.append(
-            event_row(
-                _SOURCE,
-                "conversation.created",
-                self.now,
-                conv.id,
-                channel=self.channel,
-                kind=ev.kind.value,
-                at=ev.created_at.isoformat(),
-            )
-        )
+        conv = _Conv(0, ev.kind.value, contact_id, thread_key, Status.OPEN, None, new=ev)
+        self.created.append(conv)
+        if thread_key is not None:
+            self.by_thread[thread_key] = conv
+        elif ev.kind is Kind.DM:
+            self.by_dm_contact[contact_id] = conv
+        data = {"channel": self.channel, "kind": ev.kind.value, "at": ev.created_at.isoformat()}
+        self.audit.append((_SOURCE, "conversation.created", conv, None, data))
         return conv
 
-    async def _flush_conversations(self) -> None:
-        touched = {id(c): c for c in self._cached()}.values()
-        for conv in touched:
-            values = {k: v for k, v in conv.changes.items() if not k.startswith("_")}
-            first_out = conv.changes.get("_first_out")
-            if first_out is not None and conv.changes.get("_first_response_at") is None:
-                values["first_response_at"] = first_out
-            if not values:
-                continue
-            values["updated_at"] = self.now
+    def _apply_to_conversation(self, conv: _Conv, ev: Inbound) -> None:
+        if ev.direction is Direction.IN:
+            conv.last_in = ev.created_at if conv.last_in is None else max(conv.last_in, ev.created_at)
+            if conv.status in (Status.PENDING, Status.SNOOZED):
+                # A customer message ends waiting on them and wakes a snoozed conversation.
+                self.audit.append((_SOURCE, "conversation.resumed", conv, None, {"previous": conv.status}))
+                conv.status = Status.OPEN
+                conv.status_change.update(status=Status.OPEN.value, snoozed_until=None)
+        elif ev.direction is Direction.OUT:
+            conv.last_out = ev.created_at
+            if conv.first_out is None:
+                conv.first_out = ev.created_at
+
+    # --- writing -----------------------------------------------------------------------------------
+
+    async def _reserve_ids(self) -> None:
+        """Ids for the new contacts, conversations and messages, so each goes in with one executemany."""
+        contact_ids, conv_ids, message_ids = await _reserve_ids(
+            self.session, self.postgres, len(self.new_contacts), len(self.created), len(self.planned)
+        )
+        self.new_contact_ids = contact_ids
+        for conv, conv_id in zip(self.created, conv_ids, strict=True):
+            conv.id = conv_id
+        for planned, message_id in zip(self.planned, message_ids, strict=True):
+            planned.id = message_id
+        self.result.new_conversations = [conv.id for conv in self.created]
+        self.result.stored = [
+            StoredMessage(p.id, p.conv.id, p.ev.direction, p.ev.created_at) for p in self.planned
+        ]
+
+    def _contact_id(self, contact_id: int) -> int:
+        """The contact's id, once a provisional one is replaced by the reserved one."""
+        return contact_id if contact_id > 0 else self.new_contact_ids[-contact_id - 1]
+
+    async def _write_contacts(self) -> None:
+        if self.new_contacts:
             await self.session.execute(
-                update(Conversation).where(col(Conversation.id) == conv.id).values(**values)
+                insert(_CONTACTS),
+                [
+                    {
+                        "id": contact_id,
+                        "channel_id": self.channel_id,
+                        "external_id": author.id,
+                        "handle": author.handle,
+                        "name": author.name,
+                        "created_at": self.now,
+                        "updated_at": self.now,
+                    }
+                    for author, contact_id in zip(self.new_contacts, self.new_contact_ids, strict=True)
+                ],
             )
-            conv.changes = {k: v for k, v in conv.changes.items() if k.startswith("_")}
+
+    async def _write_conversations(self) -> None:
+        if self.created:
+            await self.session.execute(insert(_CONVERSATIONS), [self._new_row(c) for c in self.created])
+        touched = sorted((c for c in self.loaded.values() if c.changed), key=lambda c: c.id)
+        if touched:
+            times = [
+                {"row_id": c.id, "last_in": c.last_in, "last_out": c.last_out, "first_out": c.first_out,
+                 "touched_at": self.now}
+                for c in touched
+            ]
+            await self.session.execute(_TOUCH, times)
+        # Status changes are rare: one executemany per set of columns (reopened, resumed).
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for conv in touched:
+            if conv.status_change:
+                groups.setdefault(tuple(sorted(conv.status_change)), []).append(
+                    {"row_id": conv.id, **conv.status_change}
+                )
+        for params in groups.values():
+            await self.session.execute(
+                update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("row_id")), params
+            )
+
+    def _new_row(self, conv: _Conv) -> dict[str, Any]:
+        ev = conv.new
+        assert ev is not None
+        return {
+            "id": conv.id,
+            "channel_id": self.channel_id,
+            "contact_id": self._contact_id(conv.contact_id),
+            "kind": conv.kind,
+            "thread_key": conv.thread_key,
+            "subject": ev.subject,
+            "status": Status.OPEN.value,
+            "breached": [],
+            "created_at": ev.created_at,
+            "updated_at": self.now,
+            "last_inbound_at": conv.last_in,
+            "last_outbound_at": conv.last_out,
+            "first_response_at": conv.first_out,
+        }
+
+    async def _write_messages(self) -> None:
+        await self.session.execute(
+            insert(_MESSAGES),
+            [
+                {
+                    "id": p.id,
+                    "channel_id": self.channel_id,
+                    "conversation_id": p.conv.id,
+                    "external_id": p.ev.external_id,
+                    "direction": p.ev.direction.value,
+                    "contact_id": self._contact_id(p.contact_id) if p.ev.direction is Direction.IN else None,
+                    "member_id": p.member_id,
+                    "text": p.ev.text,
+                    "attachments": [a.as_dict() for a in p.ev.attachments],
+                    "reply_to_external_id": p.ev.reply_to,
+                    "created_at": p.ev.created_at,
+                    "edited_at": p.ev.edited_at,
+                }
+                for p in self.planned
+            ],
+        )
+
+
+async def _reserve_ids(session: AsyncSession, postgres: bool, *counts: int) -> list[list[int]]:
+    """Ids for rows about to be inserted into ``_RESERVED``'s tables (``counts`` of each), ascending, in
+    one statement.
+
+    Knowing the ids first lets the rows (and the rows that point at them) be written with a plain
+    executemany, with no need to match RETURNING rows back to the rows sent. PostgreSQL draws them from
+    the tables' own sequences, which is safe beside any concurrent writer. SQLite counts on from the
+    largest id, which is what it would do itself (INTEGER PRIMARY KEY without AUTOINCREMENT) and is
+    safe because the transaction began with BEGIN IMMEDIATE: no other writer can insert until it ends.
+    """
+    params = {table: count for table, count in zip(_RESERVED, counts, strict=True)}
+    if postgres:
+        drawn = ", ".join(
+            f"ARRAY(SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"
+            f" FROM generate_series(1, :{table}))"
+            for table in _RESERVED
+        )
+        row = (await session.execute(text(f"SELECT {drawn}"), params)).one()
+        return [sorted(ids) for ids in row]
+    largest = ", ".join(f"(SELECT coalesce(max(id), 0) FROM {table})" for table in _RESERVED)
+    row = (await session.execute(text(f"SELECT {largest}"))).one()
+    return [
+        list(range(int(last) + 1, int(last) + 1 + count)) for last, count in zip(row, counts, strict=True)
+    ]
 
 
 def storable_event(ev: Inbound) -> Inbound:
@@ -462,7 +610,9 @@ def storable_event(ev: Inbound) -> Inbound:
     """
     texts = (ev.external_id, ev.text, ev.author.id, ev.author.handle, ev.author.name, ev.thread_key,
              ev.reply_to, ev.member, ev.subject)
-    if all(value is None or storable(value) is value for value in texts) and not ev.attachments:
+    # One check of all of them at once (the separator cannot pair with a surrogate either side).
+    joined = "\n".join([value for value in texts if value is not None])
+    if storable(joined) is joined and not ev.attachments:
         return ev  # the common case: nothing to change, nothing copied
 
     def fix(value: str | None) -> str | None:
@@ -486,7 +636,7 @@ def _id(value: int | None) -> int:
     return value
 
 
-def _chunks(items: list[str], size: int) -> list[list[str]]:
+def _chunks(items: list[_T], size: int) -> list[list[_T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Computed, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from inbox.db_types import UTCDateTime
@@ -59,6 +59,13 @@ class Priority(StrEnum):
 
 
 PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+
+# The queue's sort key when a conversation has no deadline: later than any real one, so those come last
+# within their priority (SQLite compares the stored text, which also puts it last). UTC on both databases.
+NO_DEADLINE = "9999-12-31 00:00:00+00"
+# The conversations the queue can show (every status but resolved): the queue index covers only these,
+# and queue queries repeat this exact condition so that both databases know the index applies.
+QUEUE_ROWS = "status != 'resolved'"
 
 
 class Role(StrEnum):
@@ -147,11 +154,16 @@ class Conversation(SQLModel, table=True):
 
     __tablename__ = "conversations"
     __table_args__ = (
-        Index("ix_conversations_queue", "status", "priority_rank", "created_at"),
+        # The queue's order, whole and per channel, so that a page of /queue reads about a page of rows
+        # (inbox.queries.list_queue); resolved conversations, most of the table in time, are left out.
+        Index("ix_conversations_queue", "queue_rank", "queue_due_at", "created_at", "id",
+              sqlite_where=text(QUEUE_ROWS), postgresql_where=text(QUEUE_ROWS)),
+        Index("ix_conversations_queue_channel", "channel_id", "queue_rank", "queue_due_at", "created_at",
+              "id", sqlite_where=text(QUEUE_ROWS), postgresql_where=text(QUEUE_ROWS)),
         Index("ix_conversations_thread", "channel_id", "thread_key"),
         Index("ix_conversations_contact", "channel_id", "contact_id", "kind"),
         # Reports select by when conversations started, were first answered and were resolved.
-        Index("ix_conversations_created", "created_at"),
+        Index("ix_conversations_created", "created_at", "channel_id", "kind"),  # covers new per channel, kind
         Index("ix_conversations_first_response", "first_response_at"),
         Index("ix_conversations_resolved", "resolved_at"),
     )
@@ -171,11 +183,38 @@ class Conversation(SQLModel, table=True):
     first_response_due_at: datetime | None = _ts()
     next_response_due_at: datetime | None = _ts()
     resolution_due_at: datetime | None = _ts()
+    # The queue sorts by these two, most urgent first: -priority_rank (an index serves it in ascending
+    # order on both databases), then the deadline (next response, else first response, else resolution; else
+    # NO_DEADLINE). The database computes them, so no writer can leave them stale; never assign them.
+    queue_rank: int | None = Field(
+        default=None, sa_column=Column(Integer, Computed("-priority_rank", persisted=True), nullable=False)
+    )
+    queue_due_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(
+            UTCDateTime,
+            Computed(
+                "coalesce(next_response_due_at, first_response_due_at, resolution_due_at, "
+                f"'{NO_DEADLINE}')",
+                persisted=True,
+            ),
+            nullable=False,
+        ),
+    )
     first_response_at: datetime | None = _ts()
     breached: list[str] = _json([])
     # SLA clocks (running segments, pauses, warnings, ladder progress) kept by inbox.sla.engine;
     # nullable because the core inserts conversation rows without it.
     sla_state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # What reports count of each SLA clock, written with it by the engine (inbox.sla.outcomes): per target,
+    # the date of its outcome (met: when it ended; else its deadline) and when it ended.
+    first_response_outcome_at: datetime | None = _ts()
+    first_response_ended_at: datetime | None = _ts()
+    next_response_outcome_at: datetime | None = _ts()
+    next_response_ended_at: datetime | None = _ts()
+    next_response_started_at: datetime | None = _ts()
+    resolution_outcome_at: datetime | None = _ts()
+    resolution_ended_at: datetime | None = _ts()
     snoozed_until: datetime | None = _ts()
     last_inbound_at: datetime | None = _ts()
     last_outbound_at: datetime | None = _ts()
@@ -209,7 +248,8 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel_id", "external_id", name="uq_messages_channel_ext"),
         Index("ix_messages_conversation", "conversation_id", "created_at"),
-        Index("ix_messages_created", "created_at"),  # reports: messages per hour of the week
+        # Reports: messages per channel, direction, member and hour, read from the index alone.
+        Index("ix_messages_created", "created_at", "channel_id", "direction", "member_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

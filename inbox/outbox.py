@@ -30,7 +30,7 @@ from inbox.db import Database
 from inbox.errors import DeliveryNotFound, InvalidAction
 from inbox.events import Actor, Outbound, Receipt
 from inbox.models import Delivery, DeliveryStatus, Message
-from inbox.ports import DeliveryFailed, RateLimited, Sender
+from inbox.ports import DeliveryFailed, Paced, RateLimited, Sender
 from inbox.settings import OutboxSettings
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,7 @@ class _Outcome:
     error: str | None = None
     retry_after: float | None = None
     platform_message_id: str | None = None
+    quiet: bool = False  # a wait our own pacing asked for: expected, not worth a warning
 
 
 class Dispatcher:
@@ -311,7 +312,8 @@ class Dispatcher:
             async with asyncio.timeout(self.send_timeout):
                 receipt = await sender.send(claim.outbound())
         except RateLimited as exc:
-            return _Outcome("rate_limited", str(exc), retry_after=exc.retry_after)
+            return _Outcome("rate_limited", str(exc), retry_after=exc.retry_after,
+                            quiet=isinstance(exc, Paced))
         except DeliveryFailed as exc:
             return _Outcome("retry" if exc.retryable else "failed", str(exc) or type(exc).__name__,
                             retry_after=exc.retry_after)
@@ -356,8 +358,9 @@ class Dispatcher:
             log.warning("outbox %s: delivery #%s was taken over while sending; its outcome (%s) is dropped",
                         self.worker_id, claim.id, outcome.kind)
         elif outcome.kind in ("retry", "rate_limited"):
-            log.warning("outbox %s: delivery #%s to '%s' will be retried: %s",
-                        self.worker_id, claim.id, claim.destination, outcome.error)
+            log.log(logging.DEBUG if outcome.quiet else logging.WARNING,
+                    "outbox %s: delivery #%s to '%s' will be retried: %s",
+                    self.worker_id, claim.id, claim.destination, outcome.error)
 
     async def _record_sent(
         self, session: AsyncSession, claim: _Claim, outcome: _Outcome, now: datetime,

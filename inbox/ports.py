@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from inbox.events import Batch, Outbound, Receipt
@@ -25,6 +27,10 @@ class RateLimited(DeliveryFailed):
         super().__init__(f"{message} (retry after {retry_after:g}s)", retry_after=retry_after)
 
 
+class Paced(RateLimited):
+    """Our own pacing (a team chat's budget or pace), not the platform, asks to wait: expected, so quiet."""
+
+
 class PermanentFailure(DeliveryFailed):
     """The platform refused for good (blocked bot, deleted chat): retrying will not help."""
 
@@ -33,11 +39,35 @@ class PermanentFailure(DeliveryFailed):
 
 @runtime_checkable
 class Sender(Protocol):
-    """Performs outbox rows for one destination (a channel or a team chat)."""
+    """Performs outbox rows for one destination (a channel or a team chat).
+
+    A team chat's sender may also declare ``pace`` (a ``Pace``): how fast its platform lets one chat
+    receive messages. The notifier's paced sender keeps to it (``pace_of`` reads it).
+    """
 
     async def send(self, outbound: Outbound) -> Receipt:
         """Perform the side effect; raise DeliveryFailed (or a subclass) when it did not happen."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How fast one chat may receive messages: ``burst`` at once, then one per ``interval`` seconds
+    (at most ``burst`` in any ``burst * interval`` seconds). The default sets no limit."""
+
+    interval: float = 0.0
+    burst: int = 1
+
+    @property
+    def span(self) -> timedelta:
+        """The sliding window in which at most ``burst`` messages may go."""
+        return timedelta(seconds=max(0.0, self.interval) * max(1, self.burst))
+
+
+def pace_of(sender: object) -> Pace:
+    """The pace ``sender`` declares; no limit when it declares none."""
+    declared = getattr(sender, "pace", None)
+    return declared if isinstance(declared, Pace) else Pace()
 
 
 @runtime_checkable

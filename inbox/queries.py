@@ -6,13 +6,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import ColumnElement, ScalarSelect, TextClause, and_, func, or_, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
 
 from inbox.clock import isoformat_utc
 from inbox.errors import ConversationNotFound
 from inbox.models import (
+    QUEUE_ROWS,
     Channel,
     Contact,
     Conversation,
@@ -26,6 +29,8 @@ from inbox.models import (
 )
 
 EXCERPT_LENGTH = 140
+# Joins tag names in one column; tags cannot contain it (inbox.actions.TAG_PATTERN).
+_TAG_SEPARATOR = "\x1f"
 
 
 @dataclass
@@ -94,27 +99,21 @@ async def list_queue(
 ) -> list[QueueItem]:
     """Open work, most urgent first: priority, then the nearest SLA deadline, then age."""
     filt = filt or QueueFilter()
-    due = func.coalesce(
-        col(Conversation.next_response_due_at),
-        col(Conversation.first_response_due_at),
-        col(Conversation.resolution_due_at),
-    )
-    workable = or_(
-        col(Conversation.status) == Status.OPEN.value,
-        and_(col(Conversation.status) == Status.SNOOZED.value, col(Conversation.snoozed_until) <= now),
-    )
-    if filt.include_waiting:
-        workable = col(Conversation.status) != Status.RESOLVED.value
     query = (
-        select(Conversation, col(Channel.name), col(Member.name), Contact)
+        # SQLAlchemy's select: SQLModel's is typed for at most four columns.
+        sa_select(
+            Conversation, col(Channel.name), col(Member.name), Contact, tag_names_of(col(Conversation.id)),
+            _last_inbound_text(),
+        )
         .join(Channel, col(Channel.id) == col(Conversation.channel_id))
         .join(Contact, col(Contact.id) == col(Conversation.contact_id))
         .outerjoin(Member, col(Member.id) == col(Conversation.assignee_id))
-        .where(workable)
+        .where(*_queue_rows(now, filt.include_waiting))
+        # The stored sort key (inbox.models: queue_rank, queue_due_at) in the order of the queue index,
+        # so that the database reads the page from the index instead of sorting every open conversation.
         .order_by(
-            col(Conversation.priority_rank).desc(),
-            due.is_(None),
-            due,
+            col(Conversation.queue_rank),
+            col(Conversation.queue_due_at),
             col(Conversation.created_at),
             col(Conversation.id),
         )
@@ -128,16 +127,18 @@ async def list_queue(
     if filt.channel:
         query = query.where(col(Channel.name) == filt.channel)
     if filt.tag:
+        # A scalar subquery checked row by row as the index is read. EXISTS or IN would let PostgreSQL
+        # collect every conversation with the tag first and sort them (and SQLite build the whole list).
         tagged = (
-            select(col(ConversationTag.conversation_id))
+            select(col(ConversationTag.tag_id))
             .join(Tag, col(Tag.id) == col(ConversationTag.tag_id))
+            .where(col(ConversationTag.conversation_id) == col(Conversation.id))
             .where(col(Tag.name) == filt.tag.lower())
+            .limit(1)
+            .scalar_subquery()
         )
-        query = query.where(col(Conversation.id).in_(tagged))
+        query = query.where(tagged.is_not(None))
     rows = (await session.execute(query)).all()
-    ids = [int(conv.id or 0) for conv, *_ in rows]
-    tags = await tags_of(session, ids)
-    excerpts = await last_inbound_texts(session, ids)
     return [
         QueueItem(
             id=int(conv.id or 0),
@@ -146,7 +147,7 @@ async def list_queue(
             channel=channel,
             kind=conv.kind,
             assignee=assignee,
-            tags=tags.get(int(conv.id or 0), []),
+            tags=split_tags(tag_names),
             created_at=conv.created_at,
             first_response_due_at=conv.first_response_due_at,
             next_response_due_at=conv.next_response_due_at,
@@ -154,10 +155,55 @@ async def list_queue(
             breached=list(conv.breached),
             escalation_level=conv.escalation_level,
             contact=contact_label(contact.handle, contact.name, contact.external_id),
-            excerpt=excerpt(excerpts.get(int(conv.id or 0), "")),
+            excerpt=excerpt(last_in or ""),
         )
-        for conv, channel, assignee, contact in rows
+        for conv, channel, assignee, contact, tag_names, last_in in rows
     ]
+
+
+def _queue_rows(now: datetime, include_waiting: bool) -> list[ColumnElement[bool] | TextClause]:
+    """Which conversations the queue shows.
+
+    The queue indexes cover the rows of ``QUEUE_ROWS`` only, so that exact condition comes first, as a
+    literal: a database uses a partial index only for a query that names its condition.
+    """
+    rows: list[ColumnElement[bool] | TextClause] = [text(f"conversations.{QUEUE_ROWS}")]
+    if not include_waiting:  # pending and still-snoozed conversations wait elsewhere
+        rows.append(or_(
+            col(Conversation.status) == Status.OPEN.value,
+            and_(col(Conversation.status) == Status.SNOOZED.value, col(Conversation.snoozed_until) <= now),
+        ))
+    return rows
+
+
+def tag_names_of(conversation_id: Mapped[int | None] | int) -> ScalarSelect[str]:
+    """A column for a query: the conversation's tag names in one string (``split_tags`` reads it).
+
+    Pass ``Conversation.id`` for a column of a conversation query, or an id.
+    """
+    return (
+        select(func.aggregate_strings(col(Tag.name), _TAG_SEPARATOR))
+        .join(ConversationTag, col(ConversationTag.tag_id) == col(Tag.id))
+        .where(col(ConversationTag.conversation_id) == conversation_id)
+        .scalar_subquery()
+    )
+
+
+def split_tags(joined: str | None) -> list[str]:
+    """The tag names of a ``tag_names_of`` column, sorted."""
+    return sorted(joined.split(_TAG_SEPARATOR)) if joined else []
+
+
+def _last_inbound_text() -> ScalarSelect[str]:
+    """A conversation query's column: the text of the conversation's newest customer message."""
+    return (
+        select(col(Message.text))
+        .where(col(Message.conversation_id) == col(Conversation.id))
+        .where(col(Message.direction) == Direction.IN.value)
+        .order_by(col(Message.id).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def excerpt(text: str, length: int = EXCERPT_LENGTH) -> str:
@@ -280,46 +326,49 @@ class ConversationDetail:
 
 
 async def conversation_detail(session: AsyncSession, conversation_id: int) -> ConversationDetail:
-    """Load a conversation with its messages (oldest first) and audit events."""
-    conv = await session.get(Conversation, conversation_id)
-    if conv is None:
-        raise ConversationNotFound(conversation_id)
-    channel = await session.get(Channel, conv.channel_id)
-    contact = await session.get(Contact, conv.contact_id)
-    assert channel is not None and contact is not None  # foreign keys guarantee both
-    assignee = await session.get(Member, conv.assignee_id) if conv.assignee_id else None
-    who = contact_label(contact.handle, contact.name, contact.external_id)
-    members = {m.id: m.name for m in (await session.execute(select(Member))).scalars()}
-    messages = (
+    """Load a conversation with its messages (oldest first) and audit events, in three queries."""
+    tags = tag_names_of(col(Conversation.id))
+    found = (
         await session.execute(
-            select(Message)
-            .where(col(Message.conversation_id) == conversation_id)
-            .order_by(col(Message.created_at), col(Message.id))
+            sa_select(Conversation, col(Channel.name), Contact, col(Member.name), tags)
+            .join(Channel, col(Channel.id) == col(Conversation.channel_id))
+            .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+            .outerjoin(Member, col(Member.id) == col(Conversation.assignee_id))
+            .where(col(Conversation.id) == conversation_id)
         )
-    ).scalars()
+    ).one_or_none()
+    if found is None:
+        raise ConversationNotFound(conversation_id)
+    conv, channel, contact, assignee, tag_names = found
+    who = contact_label(contact.handle, contact.name, contact.external_id)
+    messages = await session.execute(
+        select(Message, col(Member.name))
+        .outerjoin(Member, col(Member.id) == col(Message.member_id))
+        .where(col(Message.conversation_id) == conversation_id)
+        .order_by(col(Message.created_at), col(Message.id))
+    )
     events = (
         await session.execute(
             select(Event).where(col(Event.conversation_id) == conversation_id).order_by(col(Event.id))
         )
     ).scalars()
-    tags = await tags_of(session, [conversation_id])
     return ConversationDetail(
         conversation=conv,
-        channel=channel.name,
+        channel=channel,
         contact=contact,
-        assignee=assignee.name if assignee else None,
-        tags=tags.get(conversation_id, []),
+        assignee=assignee,
+        tags=split_tags(tag_names),
         messages=[
             MessageLine(
                 m.id or 0,
                 m.direction,
-                who if m.direction == Direction.IN else members.get(m.member_id or 0, "team"),
+                who if m.direction == Direction.IN else member or "team",
                 m.text,
                 m.created_at,
                 m.external_id,
                 list(m.attachments),
             )
-            for m in messages
+            for m, member in messages
         ],
         events=[EventLine(e.type, e.actor, e.created_at, dict(e.data)) for e in events],
     )

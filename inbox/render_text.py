@@ -56,27 +56,29 @@ def when(instant: datetime | None) -> str:
     return instant.strftime(TIME_FORMAT) if instant else "-"
 
 
-def _word(lang: str, value: str) -> str:
+def value_word(lang: str, value: str) -> str:
     """A status, priority or kind in the view's language (unknown values as they are)."""
     key = f"value.{value}"
     text = t(lang, key)
     return value if text == key else text
 
 
-def _target(lang: str, name: str) -> str:
+def target_word(lang: str, name: str) -> str:
+    """An SLA target's name in the view's language."""
     text = t(lang, f"sla.{name}")
     return name if text == f"sla.{name}" else text
 
 
 def _breached(lang: str, targets: Iterable[str]) -> str:
-    return t(lang, "label.breached", targets=", ".join(_target(lang, b) for b in targets))
+    return t(lang, "label.breached", targets=", ".join(target_word(lang, b) for b in targets))
 
 
 def _buttons(buttons: Iterable[Button]) -> str:
     return " ".join(f"[{b.label} → {b.command}]" for b in buttons)
 
 
-def _due(lang: str, at: datetime | None, remaining: timedelta | None) -> str | None:
+def due_phrase(lang: str, at: datetime | None, remaining: timedelta | None) -> str | None:
+    """"Due in 15m (at …)" or "overdue by …"; None when there is no deadline."""
     if at is None or remaining is None:
         return None
     if remaining.total_seconds() >= 0:
@@ -91,15 +93,15 @@ def _indent(text: str, prefix: str) -> str:
 
 def _card_lines(card: ConversationCard, *, buttons: bool = True) -> list[str]:
     lang = card.lang
-    lines = [f"#{card.id} [{_word(lang, card.priority)}] {_word(lang, card.status)} · "
-             f"{card.channel}/{_word(lang, card.kind)} · {card.contact}"]
+    lines = [f"#{card.id} [{value_word(lang, card.priority)}] {value_word(lang, card.status)} · "
+             f"{card.channel}/{value_word(lang, card.kind)} · {card.contact}"]
     if card.excerpt:
         lines.append(f'  "{card.excerpt}"')
     facts = [t(lang, "label.assignee", member=card.assignee) if card.assignee
              else t(lang, "label.unassigned")]
     if card.tags:
         facts.append(t(lang, "label.tags", tags=", ".join(card.tags)))
-    due = _due(lang, card.due_at, card.remaining)
+    due = due_phrase(lang, card.due_at, card.remaining)
     if due:
         facts.append(due)
     if card.snoozed_until is not None:
@@ -137,7 +139,7 @@ def _render_queue(view: Any) -> str:
 def _render_detail(view: Any) -> str:
     detail: ConversationDetailView = view
     lang, card = detail.lang, detail.card
-    out = [t(lang, "detail.title", id=card.id, kind=_word(lang, card.kind), channel=card.channel,
+    out = [t(lang, "detail.title", id=card.id, kind=value_word(lang, card.kind), channel=card.channel,
              contact=card.contact)]
     out.extend(_card_lines(card)[1:])
     if detail.subject:
@@ -233,12 +235,12 @@ def _render_template(view: Any) -> str:
 def _render_sla(view: Any) -> str:
     sla: SlaView = view
     lang = sla.lang
-    out = [t(lang, "sla.title", id=sla.conversation_id, status=_word(lang, sla.status)),
+    out = [t(lang, "sla.title", id=sla.conversation_id, status=value_word(lang, sla.status)),
            t(lang, "sla.policy", policy=sla.policy) if sla.policy else t(lang, "sla.no_policy")]
     for d in sla.deadlines:
-        value = _due(lang, d.due_at, d.remaining) or t(lang, "sla.not_set")
+        value = due_phrase(lang, d.due_at, d.remaining) or t(lang, "sla.not_set")
         mark = f" {t(lang, 'sla.breached')}" if d.breached else ""
-        out.append(f"  {_target(lang, d.name)}: {value}{mark}")
+        out.append(f"  {target_word(lang, d.name)}: {value}{mark}")
     if sla.first_response_at is not None:
         out.append(t(lang, "sla.first_response_at", at=when(sla.first_response_at)))
     return "\n".join(out)
@@ -251,9 +253,10 @@ def _render_sla_overview(view: Any) -> str:
         return t(lang, "sla.overview_empty")
     out = [t(lang, "sla.overview_title")]
     for line in overview.lines:
-        parts = [f"#{line.conversation_id} [{_word(lang, line.priority)}]"]
+        parts = [f"#{line.conversation_id} [{value_word(lang, line.priority)}]"]
         if line.deadline:
-            parts.append(f"{_target(lang, line.deadline)}: {_due(lang, line.due_at, line.remaining) or '-'}")
+            due = due_phrase(lang, line.due_at, line.remaining) or '-'
+            parts.append(f"{target_word(lang, line.deadline)}: {due}")
         parts.append(t(lang, "label.assignee", member=line.assignee) if line.assignee
                      else t(lang, "label.unassigned"))
         if line.breached:
@@ -281,9 +284,14 @@ def _render_conversation_notice(view: Any) -> str:
 
 def sla_sentence(notice: SlaNotice) -> str:
     """The first line of an SLA notice (also used for SLA items in a digest)."""
-    lang, target = notice.lang, _target(notice.lang, notice.target)
+    lang, target = notice.lang, target_word(notice.lang, notice.target)
     overdue = format_duration(-notice.remaining) if notice.remaining is not None else "-"
-    if notice.event == "warning":
+    past = notice.remaining is not None and int(notice.remaining.total_seconds()) < 0
+    if notice.event == "warning" and past:
+        # Announced late (the process was down past the deadline): "due in -18m" would read as nonsense.
+        text = t(lang, "notice.sla_warning_overdue", target=target, id=notice.card.id, duration=overdue,
+                 at=when(notice.due_at))
+    elif notice.event == "warning":
         left = format_duration(notice.remaining) if notice.remaining is not None else "-"
         text = t(lang, "notice.sla_warning", target=target, id=notice.card.id, duration=left,
                  at=when(notice.due_at))
@@ -305,8 +313,8 @@ def _render_sla_notice(view: Any) -> str:
         header += " " + _mentions(notice.mentions)
     out = [header]
     if notice.priority_from and notice.priority_to:
-        out.append(t(lang, "notice.sla_priority", before=_word(lang, notice.priority_from),
-                     after=_word(lang, notice.priority_to)))
+        out.append(t(lang, "notice.sla_priority", before=value_word(lang, notice.priority_from),
+                     after=value_word(lang, notice.priority_to)))
     if notice.deferred:
         out.append(t(lang, "notice.sla_deferred"))
     if notice.late:
@@ -388,7 +396,7 @@ def _percent(value: float | None) -> str:
 
 
 def _report_duration(lang: str, d: ReportDuration) -> str:
-    name = _sentence(_target(lang, d.name))
+    name = _sentence(target_word(lang, d.name))
     if not d.count:
         return t(lang, "report.duration_none", name=name)
     line = t(lang, "report.duration", name=name, median=_short(d.median), p90=_short(d.p90), count=d.count)
@@ -423,7 +431,7 @@ def _render_report(view: Any) -> str:
     if report.previous_compliance is not None:
         line += " " + t(lang, "report.previous_compliance", compliance=_percent(report.previous_compliance))
     out.append(line)
-    targets = [t(lang, "report.target", name=_target(lang, x.name), compliance=_percent(x.compliance),
+    targets = [t(lang, "report.target", name=target_word(lang, x.name), compliance=_percent(x.compliance),
                  met=x.met, total=x.met + x.breached) for x in report.targets if x.met + x.breached]
     if targets:
         out.append("  " + " · ".join(targets))
@@ -431,7 +439,7 @@ def _render_report(view: Any) -> str:
         out.append(t(lang, "report.worst"))
         for b in report.worst:
             key = "report.breach_open" if b.open else "report.breach_closed"
-            text = t(lang, key, id=b.conversation_id, target=_target(lang, b.target), channel=b.channel,
+            text = t(lang, key, id=b.conversation_id, target=target_word(lang, b.target), channel=b.channel,
                      duration=format_duration(b.overdue))
             out.append(f"  {text}" + (f" · {b.assignee}" if b.assignee else ""))
     if report.channels:

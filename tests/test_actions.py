@@ -13,7 +13,7 @@ from inbox.db import Database
 from inbox.errors import ConversationNotFound, InvalidAction, UnknownMember
 from inbox.events import Actor, Author, Batch, Inbound
 from inbox.ingest import Ingestor
-from inbox.models import Conversation, Delivery, Event, Kind, Member, Message, Status, Timer
+from inbox.models import Conversation, Delivery, Event, Kind, Member, Message, Status, Tag, Timer
 from inbox.queries import conversation_detail
 from tests.factories import seed
 
@@ -86,6 +86,31 @@ async def test_tags_are_normalised_added_and_removed(db: Database, setup) -> Non
         await actions.untag(alice, cid, ["press"])
     with pytest.raises(InvalidAction, match="not a valid tag"):
         await actions.tag(alice, cid, ["bad tag!"])
+
+
+async def test_tagging_mixes_known_and_new_tags_and_tells_hooks_the_tags(db: Database, setup) -> None:
+    actions, alice, cid = setup
+    seen: list[tuple[str, frozenset[str] | None]] = []
+
+    async def hook(_session: object, change: Change) -> None:
+        seen.append((change.action, change.tags))
+
+    actions.hooks.append(hook)
+    await actions.tag(alice, cid, ["billing"])
+    await actions.untag(alice, cid, ["billing"])
+    assert await actions.tag(alice, cid, ["vip", "billing"]) == ["billing", "vip"]  # one known, one new
+    await actions.reply(alice, cid, "hello")
+    await actions.set_priority(alice, cid, "high")
+    async with db.sessions() as s:
+        assert (await conversation_detail(s, cid)).tags == ["billing", "vip"]
+        assert sorted((await s.execute(select(Tag.name))).scalars()) == ["billing", "vip"]
+    assert seen == [
+        ("tagged", {"billing"}),
+        ("untagged", frozenset()),
+        ("tagged", {"billing", "vip"}),
+        ("replied", {"billing", "vip"}),
+        ("prioritised", None),  # the action did not read them: hooks read them if they need them
+    ]
 
 
 async def test_assign_and_unassign(db: Database, setup) -> None:

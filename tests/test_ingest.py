@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from inbox.clock import FakeClock
 from inbox.db import Database
@@ -236,3 +236,144 @@ async def test_imported_team_reply_sets_first_response(
 async def test_unknown_channel_is_refused(clock: FakeClock, ingestor: Ingestor) -> None:
     with pytest.raises(UnknownChannel, match="nope"):
         await ingestor.ingest(Batch("nope", [msg("1", clock, channel="nope")]))
+
+
+class _Statements:
+    """Counts the SQL statements an engine sends (an executemany counts once)."""
+
+    def __init__(self, db: Database) -> None:
+        self.count = 0
+        self.engine = db.engine.sync_engine
+        event.listen(self.engine, "after_cursor_execute", self._seen)
+
+    def _seen(self, *_args: object) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        event.remove(self.engine, "after_cursor_execute", self._seen)
+
+
+def _mixed(clock: FakeClock, prefix: str, n: int) -> list[Inbound]:
+    """``n`` events of every threading kind: DMs, keyed comments, mentions and replies, team replies."""
+    events = []
+    for i in range(n):
+        ext = f"{prefix}{i}"
+        match i % 5:
+            case 0:
+                events.append(msg(ext, clock, author=f"dm{i % 40}"))
+            case 1:
+                events.append(msg(ext, clock, kind=Kind.COMMENT, author=ext, thread_key=f"post-{i % 30}"))
+            case 2:
+                events.append(msg(ext, clock, kind=Kind.MENTION, author=ext))
+            case 3:
+                events.append(msg(ext, clock, kind=Kind.MENTION, author=ext, reply_to=f"{prefix}{i - 1}"))
+            case _:
+                events.append(msg(ext, clock, author=f"dm{i % 40}", direction=Direction.OUT, member="alice"))
+    return events
+
+
+async def test_a_batch_costs_the_same_few_statements_whatever_its_size(
+    db: Database, clock: FakeClock, ingestor: Ingestor
+) -> None:
+    await ingestor.ingest(Batch("support", _mixed(clock, "a", 100)))  # every kind of conversation exists
+    counts = []
+    for prefix, n in (("b", 50), ("c", 400)):  # each with new contacts and new conversations
+        clock.advance(60)
+        counter = _Statements(db)
+        try:
+            result = await ingestor.ingest(Batch("support", _mixed(clock, prefix, n), cursor=prefix))
+        finally:
+            counter.close()
+        assert len(result.stored) == n
+        counts.append(counter.count)
+    assert counts[0] == counts[1] <= 16
+
+
+async def test_threading_is_the_same_when_look_ups_are_split_into_chunks(
+    db: Database, clock: FakeClock, ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await ingestor.ingest(Batch("support", _mixed(clock, "a", 60)))
+    clock.advance(60)
+    monkeypatch.setattr("inbox.ingest._CHUNK", 3)
+    events = [
+        *(msg(f"d{i}", clock, author=f"dm{i}") for i in range(0, 40, 5)),  # DMs of stored conversations
+        *(msg(f"k{i}", clock, kind=Kind.COMMENT, author="x", thread_key=f"post-{i}")
+          for i in range(1, 30, 5)),
+        *(msg(f"p{i}", clock, kind=Kind.MENTION, author="y", reply_to=f"a{i}") for i in range(2, 60, 5)),
+    ]
+    result = await ingestor.ingest(Batch("support", events))
+    assert result.new_conversations == []
+    by_ext = {m.id: m.conversation_id for m in first.stored}
+    async with db.sessions() as s:
+        rows = dict((await s.execute(select(Message.external_id, Message.conversation_id))).all())
+    assert by_ext == {m.id: rows[f"a{i}"] for i, m in enumerate(first.stored)}
+    for i in range(0, 40, 5):
+        assert rows[f"d{i}"] == rows[f"a{i}"]  # the DM author dm{i} first wrote a{i}
+    for i in range(1, 30, 5):
+        assert rows[f"k{i}"] == rows[f"a{i}"]  # post-{i} was first commented on by a{i}
+    for i in range(2, 60, 5):
+        assert rows[f"p{i}"] == rows[f"a{i}"]
+
+
+async def test_stored_ids_name_the_rows_written_even_when_channels_race(
+    db: Database, db_url: str, clock: FakeClock
+) -> None:
+    await seed(db, clock)
+    batches = [
+        Batch(channel, [msg(f"{channel}-{i}", clock, channel=channel, author=f"u{i % 9}") for i in range(80)])
+        for channel in ("support", "social")
+    ]
+    engines = [Database(db_url) for _ in batches]
+    try:
+        results = await asyncio.gather(
+            *(Ingestor(e, clock).ingest(b) for e, b in zip(engines, batches, strict=True))
+        )
+    finally:
+        for e in engines:
+            await e.dispose()
+    async with db.sessions() as s:
+        rows = {
+            mid: (ext, conv)
+            for mid, ext, conv in (
+                await s.execute(select(Message.id, Message.external_id, Message.conversation_id))
+            ).all()
+        }
+        contacts = dict((await s.execute(select(Conversation.id, Contact.external_id).join(Contact))).all())
+    for batch, result in zip(batches, results, strict=True):
+        assert [(rows[m.id][0], rows[m.id][1]) for m in result.stored] == [
+            (ev.external_id, m.conversation_id) for ev, m in zip(batch.events, result.stored, strict=True)
+        ]
+        assert sorted(contacts[c] for c in result.new_conversations) == sorted(f"u{i}" for i in range(9))
+        assert [m.id for m in result.stored] == sorted(m.id for m in result.stored)
+
+
+async def test_two_edits_of_a_message_in_one_batch_apply_in_order(
+    db: Database, clock: FakeClock, ingestor: Ingestor
+) -> None:
+    await ingestor.ingest(Batch("support", [msg("1", clock, text="helo")]))
+    clock.advance(30)
+    first = msg("1", clock, text="hello", edited_at=clock.now())
+    clock.advance(30)
+    second = msg("1", clock, text="hello!", edited_at=clock.now())
+    stale = msg("1", clock, text="hel", edited_at=first.edited_at)
+    result = await ingestor.ingest(Batch("support", [first, second, stale]))
+    assert (result.edited, result.duplicates) == (2, 1)
+    async with db.sessions() as s:
+        message = (await s.execute(select(Message))).scalar_one()
+        edited = select(Event).where(Event.type == "message.edited").order_by(Event.id)
+        edits = list((await s.execute(edited)).scalars())
+    assert (message.text, message.edited_at) == ("hello!", second.edited_at)
+    assert [e.data["previous_text"] for e in edits] == ["helo", "hello"]
+
+
+async def test_a_note_alone_leaves_the_conversation_row_as_it_was(
+    db: Database, clock: FakeClock, ingestor: Ingestor
+) -> None:
+    first = await ingestor.ingest(Batch("support", [msg("1", clock)]))
+    clock.advance(60)
+    note = msg("2", clock, direction=Direction.NOTE, member="alice")
+    await ingestor.ingest(Batch("support", [note]))
+    async with db.sessions() as s:
+        conv = await s.get(Conversation, first.stored[0].conversation_id)
+    assert conv is not None and conv.updated_at == clock.now() - timedelta(seconds=60)
+    assert conv.last_outbound_at is None and conv.first_response_at is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from inbox.errors import DeliveryNotFound, InvalidAction
 from inbox.events import Actor, Outbound, Receipt
 from inbox.models import Channel, Contact, Conversation, Delivery, Event, Message
 from inbox.outbox import Dispatcher, RetryPolicy, enqueue, outbox_stats, retry_delivery
-from inbox.ports import DeliveryFailed, PermanentFailure, RateLimited, Sender
+from inbox.ports import DeliveryFailed, Paced, PermanentFailure, RateLimited, Sender
 from inbox.settings import OutboxSettings
 from tests.factories import seed
 
@@ -385,6 +386,27 @@ async def test_rate_limit_holds_back_the_rest_of_that_destination(db: Database, 
     clock.advance(20)
     assert await dispatcher.run_once() == 2
     assert [c.delivery_id for c in support.calls] == [first, first, second]  # order kept
+
+
+async def test_our_own_pacing_waits_like_a_rate_limit_without_a_warning(
+    db: Database, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = FakeSender(Paced(3, "paced"), RateLimited(5))
+    dispatcher = make_dispatcher(db, clock, {"support": sender})
+    delivery_id = await queue(db, clock)
+
+    def levels() -> list[int]:
+        return [r.levelno for r in caplog.records if "will be retried" in r.getMessage()]
+
+    with caplog.at_level(logging.DEBUG, logger="inbox.outbox"):
+        assert await dispatcher.run_once() == 1  # paced: expected, so no warning
+        row = await load(db, delivery_id)
+        assert (row.status, row.attempts) == ("pending", 0)
+        assert row.next_attempt_at == clock.now() + timedelta(seconds=3)
+        assert levels() == [logging.DEBUG]
+        clock.advance(3)
+        assert await dispatcher.run_once() == 1  # the platform's own 429 still warns
+        assert levels() == [logging.DEBUG, logging.WARNING]
 
 
 async def test_permanent_failure_fails_at_once(db: Database, clock: FakeClock) -> None:

@@ -44,6 +44,7 @@ from inbox.clock import Clock
 from inbox.commands import REFUSED_EVENT, CommandInvocation, CommandSpec, split_command
 from inbox.commands.errors import UsageError
 from inbox.commands.parse import looks_like_id, parse_id
+from inbox.commands.refusals import refuse_foreign_chat
 from inbox.db import Database
 from inbox.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from inbox.models import ConsoleRef
@@ -294,8 +295,6 @@ class DiscordConsole:
     async def _handle(self, interaction: discord.Interaction) -> Rendered:
         where = await self._where_of_interaction(interaction)
         lang = where.lang or self.language
-        if interaction.guild_id is None or interaction.guild_id != self.scope.team_guild_id:
-            return self._error(lang, console_text(lang, "error.wrong_place"))
         data: Mapping[str, Any] = interaction.data or {}
         if interaction.type is discord.InteractionType.component:
             command = self.signer.command(str(data.get("custom_id") or ""))
@@ -303,6 +302,8 @@ class DiscordConsole:
                 return await self._refuse_forged(interaction, where, lang)
         else:
             command = self._slash_text(data, where.conversation_id)
+        if interaction.guild_id is None or interaction.guild_id != self.scope.team_guild_id:
+            return await self._refuse_foreign(interaction, command, where, lang)
         return await self._run(interaction, command, where)
 
     def _slash_text(self, data: Mapping[str, Any], conversation_id: int | None) -> str:
@@ -384,6 +385,15 @@ class DiscordConsole:
                          self.clock.now(), None, command=None, reason="forged_button", platform=PLATFORM,
                          chat_id=str(where.channel_id), custom_id=custom_id[:100])
         return self._error(lang, console_text(lang, "error.forged"))
+
+    async def _refuse_foreign(self, interaction: discord.Interaction, command: str, where: _Where,
+                              lang: str) -> Rendered:
+        """Say no to a command from outside the team's server, auditing it as the Telegram console does."""
+        parsed = split_command(command)
+        await refuse_foreign_chat(self.db, self.clock, platform=PLATFORM, user_id=str(interaction.user.id),
+                                  chat_id=str(where.channel_id), command=parsed.name if parsed else None,
+                                  text=command)
+        return self._error(lang, console_text(lang, "error.wrong_place"))
 
     # --- threads -----------------------------------------------------------------------------------
 

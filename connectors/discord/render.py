@@ -19,13 +19,11 @@ import hmac
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from inbox.durations import format_duration
 from inbox.i18n import t
+from inbox.render_text import due_phrase, sla_sentence, target_word, value_word, when
 from inbox.render_text import render as render_plain
-from inbox.render_text import sla_sentence, when
 from inbox.views import (
     Button,
     Confirmation,
@@ -159,6 +157,24 @@ def _cut_point(text: str, limit: int) -> int:
     return max(cut, 1)
 
 
+_BRACKETED_LINK = re.compile(r"<(https?://[^\s<>]+)>")
+
+
+def _inert_leading_link(text: str, limit: int) -> str:
+    """``text`` with a ``<link>`` it starts with written as escaped plain text if it is longer than ``limit``.
+
+    Such a link fits in no message, so it cannot stay one link: cut inside its brackets it would show a
+    stray ``<`` and leave its end plain. As text it is cut like any other (each part shows its piece
+    verbatim), and escaping the ``:`` keeps Discord from making a link, to a wrong address, of the
+    first piece.
+    """
+    found = _BRACKETED_LINK.match(text)
+    if found is None or found.end() <= limit:
+        return text
+    inert = _escape_plain(found.group(1)).replace("://", "\\://")
+    return inert + text[found.end():]
+
+
 def split_message(text: str, limit: int = MAX_LENGTH) -> list[str]:
     """Split ``text`` into parts of at most ``limit`` characters, at line breaks or spaces if it can.
 
@@ -175,7 +191,9 @@ def split_message(text: str, limit: int = MAX_LENGTH) -> list[str]:
         if len(rest) <= room:
             parts.append(reopen + rest)
             break
-        cut = _cut_point(rest, room - len(_FENCE) - 1)  # room to close a code block
+        fits = room - len(_FENCE) - 1  # room to close a code block
+        rest = _inert_leading_link(rest, fits)
+        cut = _cut_point(rest, fits)
         chunk = (reopen + rest[:cut]).rstrip()
         # Drop the line break or space cut at, and nothing more: the next line keeps its indentation.
         rest = rest[cut + 1:] if rest[cut:cut + 1] in ("\n", " ") else rest[cut:]
@@ -338,29 +356,10 @@ class _People:
         return " ".join(out)
 
 
-def _word(lang: str, value: str) -> str:
-    key = f"value.{value}"
-    text = t(lang, key)
-    return value if text == key else text
-
-
-def _target(lang: str, name: str) -> str:
-    text = t(lang, f"sla.{name}")
-    return name if text == f"sla.{name}" else text
-
-
-def _due(lang: str, at: datetime | None, remaining: timedelta | None) -> str | None:
-    if at is None or remaining is None:
-        return None
-    if remaining.total_seconds() >= 0:
-        return t(lang, "label.due_in", duration=format_duration(remaining), at=when(at))
-    return t(lang, "label.overdue", duration=format_duration(-remaining), at=when(at))
-
-
 def _card_lines(card: ConversationCard) -> list[str]:
     lang = card.lang
-    head = (f"[{_word(lang, card.priority)}] {_word(lang, card.status)} · {card.channel}/"
-            f"{_word(lang, card.kind)} · {card.contact}")
+    head = (f"[{value_word(lang, card.priority)}] {value_word(lang, card.status)} · {card.channel}/"
+            f"{value_word(lang, card.kind)} · {card.contact}")
     lines = [f"**#{card.id}** {escape(head)}"]
     if card.excerpt:
         lines.append(quote(card.excerpt))
@@ -368,7 +367,7 @@ def _card_lines(card: ConversationCard) -> list[str]:
              else t(lang, "label.unassigned")]
     if card.tags:
         facts.append(t(lang, "label.tags", tags=", ".join(card.tags)))
-    due = _due(lang, card.due_at, card.remaining)
+    due = due_phrase(lang, card.due_at, card.remaining)
     if due:
         facts.append(due)
     if card.snoozed_until is not None:
@@ -377,7 +376,7 @@ def _card_lines(card: ConversationCard) -> list[str]:
         facts.append(t(lang, "label.escalation", level=card.escalation_level))
     lines.append(escape(" · ".join(facts)))
     if card.breached:
-        targets = ", ".join(_target(lang, b) for b in card.breached)
+        targets = ", ".join(target_word(lang, b) for b in card.breached)
         lines.append(f"**{escape(t(lang, 'label.breached', targets=targets))}**")
     return lines
 
@@ -410,7 +409,7 @@ def _render_queue(view: Any, people: _People) -> tuple[str, tuple[Button, ...]]:
 def _render_detail(view: Any, people: _People) -> tuple[str, tuple[Button, ...]]:
     detail: ConversationDetailView = view
     lang, card = detail.lang, detail.card
-    title = t(lang, "detail.title", id=card.id, kind=_word(lang, card.kind), channel=card.channel,
+    title = t(lang, "detail.title", id=card.id, kind=value_word(lang, card.kind), channel=card.channel,
               contact=card.contact)
     out = [f"**{escape(title)}**", *_card_lines(card)[2 if card.excerpt else 1:]]
     if detail.subject:
@@ -486,8 +485,8 @@ def _render_sla_notice(view: Any, people: _People) -> tuple[str, tuple[Button, .
         header += " " + people.mention(notice.mentions)
     out = [header]
     if notice.priority_from and notice.priority_to:
-        out.append(escape(t(lang, "notice.sla_priority", before=_word(lang, notice.priority_from),
-                            after=_word(lang, notice.priority_to))))
+        out.append(escape(t(lang, "notice.sla_priority", before=value_word(lang, notice.priority_from),
+                            after=value_word(lang, notice.priority_to))))
     if notice.deferred:
         out.append(escape(t(lang, "notice.sla_deferred")))
     if notice.late:

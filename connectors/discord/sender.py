@@ -19,7 +19,7 @@ import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import discord
@@ -37,7 +37,7 @@ from connectors.discord.render import (
 )
 from connectors.discord.service import DiscordRest
 from inbox.events import Outbound, Receipt
-from inbox.ports import DeliveryFailed, PermanentFailure, RateLimited
+from inbox.ports import DeliveryFailed, Pace, PermanentFailure, RateLimited
 from inbox.view_codec import ViewCodecError, load
 
 log = logging.getLogger(__name__)
@@ -190,6 +190,9 @@ def _image(extra: Mapping[str, Any]) -> tuple[str, bytes] | None:
 class TeamSender:
     """Team notices (outbox destination ``team:<name>``): the view rendered for Discord, with buttons,
     and the picture a notice may carry (the weekly report's chart) attached to its last message."""
+
+    # Discord allows 5 messages per 5 s in one channel, whatever budget the team chat is given.
+    pace: Final = Pace(interval=1.0, burst=5)
 
     def __init__(self, rest: DiscordRest, signer: ButtonSigner) -> None:
         self.rest = rest

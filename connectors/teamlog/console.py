@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from inbox.clock import Clock, isoformat_utc
 from inbox.events import Outbound, Receipt
-from inbox.ports import DeliveryFailed
+from inbox.ports import DeliveryFailed, Pace
 from inbox.registry import Connector, ConnectorContext
 from inbox.settings import ChannelSettings
 
@@ -29,6 +29,8 @@ class TeamLogSender:
 
     A delivery may be sent more than once (at-least-once outbox): readers deduplicate by ``delivery_id``.
     """
+
+    pace: Final = Pace()  # a file takes lines as fast as they come
 
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path

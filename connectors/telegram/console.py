@@ -46,10 +46,11 @@ from inbox.clock import Clock
 from inbox.commands import REFUSED_EVENT, CommandInvocation, CommandSpec
 from inbox.commands.errors import CommandError
 from inbox.commands.parse import looks_like_id, parse_id, split_command
+from inbox.commands.refusals import refuse_foreign_chat
 from inbox.db import Database
 from inbox.errors import InboxError
 from inbox.i18n import choose_language, t
-from inbox.models import ConsoleRef, Member
+from inbox.models import ConsoleRef
 from inbox.views import (
     Confirmation,
     ConversationDetailView,
@@ -422,20 +423,9 @@ class TeamConsole:
         if found is None:
             return False
         user_id, name, text = found
-        async with self.db.transaction() as session:
-            members = (await session.execute(select(Member).where(col(Member.active).is_(True)))).scalars()
-            member = next((m for m in members if m.platform_ids.get(PLATFORM) == str(user_id)), None)
-            if member is None:
-                return False
-            where = str(((update.get("message") or {}).get("chat") or {}).get("id"))
-            log.warning("telegram: %s typed a team command in chat %s, which is no team chat; not run",
-                        member.name, where)
-            await record(
-                session, f"member:{member.name}", REFUSED_EVENT, self.clock.now(), None,
-                command=name, reason="foreign_chat",
-                platform=PLATFORM, chat_id=where, text=text[:200],
-            )
-        return True
+        where = str(((update.get("message") or {}).get("chat") or {}).get("id"))
+        return await refuse_foreign_chat(self.db, self.clock, platform=PLATFORM, user_id=str(user_id),
+                                         chat_id=where, command=name, text=text)
 
     # --- handling ------------------------------------------------------------------------------
 

@@ -21,15 +21,14 @@ import html
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from inbox import render_text
-from inbox.durations import format_duration
 from inbox.i18n import t
-from inbox.render_text import sla_sentence
+from inbox.render_text import due_phrase, sla_sentence, target_word, value_word
 from inbox.views import (
     BudgetNotice,
     Button,
@@ -292,25 +291,6 @@ def when(instant: datetime | None) -> str:
     return instant.strftime(TIME_FORMAT) if instant else "-"
 
 
-def _word(lang: str, value: str) -> str:
-    key = f"value.{value}"
-    text = t(lang, key)
-    return value if text == key else text
-
-
-def _target(lang: str, name: str) -> str:
-    text = t(lang, f"sla.{name}")
-    return name if text == f"sla.{name}" else text
-
-
-def _due(lang: str, at: datetime | None, remaining: timedelta | None) -> str | None:
-    if at is None or remaining is None:
-        return None
-    if remaining.total_seconds() >= 0:
-        return t(lang, "label.due_in", duration=format_duration(remaining), at=when(at))
-    return t(lang, "label.overdue", duration=format_duration(-remaining), at=when(at))
-
-
 def _mention_spans(ctx: _Ctx, names: Iterable[str]) -> list[Span]:
     spans: list[Span] = []
     for name in names:
@@ -335,8 +315,8 @@ def _card_lines(card: ConversationCard, *, head: bool = True) -> list[Line]:
             (
                 bold(f"#{card.id}"),
                 plain(
-                    f" [{_word(lang, card.priority)}] {_word(lang, card.status)} · "
-                    f"{card.channel}/{_word(lang, card.kind)} · "
+                    f" [{value_word(lang, card.priority)}] {value_word(lang, card.status)} · "
+                    f"{card.channel}/{value_word(lang, card.kind)} · "
                 ),
                 bold(card.contact),
             )
@@ -348,7 +328,7 @@ def _card_lines(card: ConversationCard, *, head: bool = True) -> list[Line]:
     ]
     if card.tags:
         facts.append(t(lang, "label.tags", tags=", ".join(card.tags)))
-    due = _due(lang, card.due_at, card.remaining)
+    due = due_phrase(lang, card.due_at, card.remaining)
     if due:
         facts.append(due)
     if card.snoozed_until is not None:
@@ -357,7 +337,7 @@ def _card_lines(card: ConversationCard, *, head: bool = True) -> list[Line]:
         facts.append(t(lang, "label.escalation", level=card.escalation_level))
     lines.append((plain(" · ".join(facts)),))
     if card.breached:
-        targets = ", ".join(_target(lang, b) for b in card.breached)
+        targets = ", ".join(target_word(lang, b) for b in card.breached)
         lines.append((bold("⚠️ " + t(lang, "label.breached", targets=targets)),))
     return lines
 
@@ -412,7 +392,7 @@ def _render_detail(view: Any, ctx: _Ctx) -> Out:
                     lang,
                     "detail.title",
                     id=card.id,
-                    kind=_word(lang, card.kind),
+                    kind=value_word(lang, card.kind),
                     channel=card.channel,
                     contact=card.contact,
                 )
@@ -525,12 +505,12 @@ def _render_sla(view: Any, ctx: _Ctx) -> Out:
     sla: SlaView = view
     lang = sla.lang
     lines: list[Line] = [
-        (bold(t(lang, "sla.title", id=sla.conversation_id, status=_word(lang, sla.status))),),
+        (bold(t(lang, "sla.title", id=sla.conversation_id, status=value_word(lang, sla.status))),),
         (plain(t(lang, "sla.policy", policy=sla.policy) if sla.policy else t(lang, "sla.no_policy")),),
     ]
     for d in sla.deadlines:
-        value = _due(lang, d.due_at, d.remaining) or t(lang, "sla.not_set")
-        line: Line = (plain(f"{_target(lang, d.name)}: {value}"),)
+        value = due_phrase(lang, d.due_at, d.remaining) or t(lang, "sla.not_set")
+        line: Line = (plain(f"{target_word(lang, d.name)}: {value}"),)
         if d.breached:
             line = (*line, plain(" "), bold(t(lang, "sla.breached")))
         lines.append(line)
@@ -548,18 +528,19 @@ def _render_sla_overview(view: Any, ctx: _Ctx) -> Out:
     for item in overview.lines:
         parts = []
         if item.deadline:
-            parts.append(f"{_target(lang, item.deadline)}: {_due(lang, item.due_at, item.remaining) or '-'}")
+            due = due_phrase(lang, item.due_at, item.remaining) or '-'
+            parts.append(f"{target_word(lang, item.deadline)}: {due}")
         parts.append(
             t(lang, "label.assignee", member=item.assignee) if item.assignee else t(lang, "label.unassigned")
         )
         if item.breached:
             parts.append(
-                t(lang, "label.breached", targets=", ".join(_target(lang, b) for b in item.breached))
+                t(lang, "label.breached", targets=", ".join(target_word(lang, b) for b in item.breached))
             )
         lines.append(
             (
                 bold(f"#{item.conversation_id}"),
-                plain(f" [{_word(lang, item.priority)}] · " + " · ".join(parts)),
+                plain(f" [{value_word(lang, item.priority)}] · " + " · ".join(parts)),
             )
         )
     return lines, _rows(overview.buttons, 4)
@@ -588,8 +569,8 @@ def _render_sla_notice(view: Any, ctx: _Ctx) -> Out:
                     t(
                         lang,
                         "notice.sla_priority",
-                        before=_word(lang, notice.priority_from),
-                        after=_word(lang, notice.priority_to),
+                        before=value_word(lang, notice.priority_from),
+                        after=value_word(lang, notice.priority_to),
                     )
                 ),
             )
@@ -620,7 +601,7 @@ def _render_digest(view: Any, ctx: _Ctx) -> Out:
         lang,
         "notice.digest_title",
         start=digest.start.strftime("%H:%M"),
-        end=when(digest.end),
+        end=digest.end.strftime("%H:%M %Z"),  # a digest spans minutes: the date would only clutter it
         summary=summary,
     )
     lines: list[Line] = [

@@ -22,7 +22,7 @@ import binascii
 import html
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from telegram import InputFile, ReplyParameters
 from telegram.error import TelegramError
@@ -40,7 +40,7 @@ from connectors.telegram.convert import external_id, parse_external_id
 from connectors.telegram.render import TEXT_LIMIT, Line, Rendered, paginate, plain, render
 from inbox.events import Outbound, Receipt
 from inbox.notify.chats import is_team_destination
-from inbox.ports import PermanentFailure
+from inbox.ports import Pace, PermanentFailure
 from inbox.view_codec import ViewCodecError, load
 from inbox.views import View
 
@@ -62,6 +62,10 @@ class TeamSender:
     A payload with ``image_png_b64`` (the weekly report's chart) gets the image as a photo after the
     text, with ``image_caption`` as its plain caption.
     """
+
+    # Telegram allows a bot about one message a second per chat and tolerates a short burst (it
+    # documents no size; 3 is what connectors/telegram/emulator_limits.py allows); faster gets 429s.
+    pace: Final = Pace(interval=1.0, burst=3)
 
     def __init__(
         self, client: BotClient, refs: Refs, forums: Forums, chats: Mapping[str, TeamChatInfo]

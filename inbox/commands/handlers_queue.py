@@ -110,19 +110,18 @@ class QueueCommands(Cog):
     async def queue(self, ctx: Context, args: Args) -> View:
         """List the queue page the filter asks for."""
         request = parse_queue_filter(args.words())
+        filt = QueueFilter(
+            include_waiting=request.include_waiting,
+            assignee=ctx.member.name if request.mine else None, unassigned=request.unassigned,
+            channel=request.channel, tag=request.tag,
+            limit=PAGE_SIZE + 1, offset=(request.page - 1) * PAGE_SIZE,
+        )
         async with self.deps.db.sessions() as session:
-            if request.channel is not None:
-                query = select(col(Channel.id)).where(col(Channel.name) == request.channel)
-                known = await session.scalar(query)
-                if known is None:
-                    raise CommandNotFound("error.unknown_channel", name=request.channel)
-            filt = QueueFilter(
-                include_waiting=request.include_waiting,
-                assignee=ctx.member.name if request.mine else None, unassigned=request.unassigned,
-                channel=request.channel, tag=request.tag,
-                limit=PAGE_SIZE + 1, offset=(request.page - 1) * PAGE_SIZE,
-            )
             items = await list_queue(session, ctx.now(), filt)
+            if not items and request.channel is not None:  # only an empty page can mean a wrong name
+                query = select(col(Channel.id)).where(col(Channel.name) == request.channel)
+                if await session.scalar(query) is None:
+                    raise CommandNotFound("error.unknown_channel", name=request.channel)
         has_next = len(items) > PAGE_SIZE
         filters = request.canonical()
         base = f"/queue {filters} page" if filters else "/queue page"

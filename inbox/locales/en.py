@@ -201,6 +201,7 @@ MESSAGES: dict[str, str] = {
     "notice.new": "New conversation",
     "notice.reopened": "Reopened: the customer wrote again",
     "notice.sla_warning": "SLA warning: {target} of #{id} is due in {duration} ({at})",
+    "notice.sla_warning_overdue": "SLA warning: {target} of #{id} was due {duration} ago ({at})",
     "notice.sla_breached": "SLA breached: {target} of #{id} was due {at}",
     "notice.sla_escalation": "Escalation step {step}: {target} of #{id} is overdue by {duration}",
     "notice.sla_urgent": "URGENT",

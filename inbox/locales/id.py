@@ -203,6 +203,7 @@ MESSAGES: dict[str, str] = {
     "notice.new": "Percakapan baru",
     "notice.reopened": "Dibuka lagi: pelanggan menulis lagi",
     "notice.sla_warning": "Peringatan SLA: {target} #{id} jatuh tempo dalam {duration} ({at})",
+    "notice.sla_warning_overdue": "Peringatan SLA: {target} #{id} jatuh tempo {duration} yang lalu ({at})",
     "notice.sla_breached": "SLA terlanggar: {target} #{id} jatuh tempo {at}",
     "notice.sla_escalation": "Eskalasi tahap {step}: {target} #{id} terlambat {duration}",
     "notice.sla_urgent": "MENDESAK",

@@ -14,7 +14,9 @@ Two layers keep a chat readable and under its platform's rate limit:
 2. **Pacing, when a row is sent** (``PacedSender``). Folding bounds what is queued per aligned
    window, but a platform counts any sliding window, and rows can bunch up (a retried row, a
    dispatcher that was down). The paced sender looks at the destination's sends in the last window
-   and, when the budget is used, raises RateLimited so the dispatcher waits exactly long enough.
+   and, when the budget is used, raises RateLimited so the dispatcher waits exactly long enough. It
+   also keeps to the pace the team sender declares for one chat (``inbox.ports.Pace``: Telegram about
+   one message a second after a short burst), so a window's budget does not go out all at once.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from inbox.i18n import t
 from inbox.models import Delivery, DeliveryStatus
 from inbox.notify.chats import Roster, TeamChat
 from inbox.outbox import enqueue
-from inbox.ports import RateLimited, Sender
+from inbox.ports import Pace, Paced, Sender
 from inbox.render_text import render
 from inbox.view_codec import ViewCodecError, dump, load
 from inbox.views import Button, Digest, DigestItem, View
@@ -206,8 +208,16 @@ def _previous(stored: dict[str, Any] | None) -> tuple[Digest | None, list[int]]:
     except (KeyError, ViewCodecError):
         log.exception("a stored digest cannot be read; starting it again (its conversations stay in /queue)")
         return None, []
-    ids = [int(i) for i in stored.get("conversation_ids", [])]
+    ids = list(map(int, stored.get("conversation_ids", [])))
     return (view if isinstance(view, Digest) else None), ids
+
+
+def _merged(ids: list[int], added: list[int]) -> list[int]:
+    """``ids`` then those of ``added`` it lacks. A busy window's digest covers thousands of conversations
+    and every fold rewrites the list: no Python step per id already there, only C-speed copies."""
+    seen = set(ids)
+    ids.extend(i for i in added if i not in seen)
+    return ids
 
 
 def _digest_view(
@@ -223,7 +233,7 @@ def _digest_view(
         counts[notice.item.kind] = counts.get(notice.item.kind, 0) + 1
         items.append(notice.item)
         mentions += [m for m in notice.mentions if m not in mentions]
-    ids = list(dict.fromkeys([*ids, *_conversation_ids(notices)]))
+    ids = _merged(ids, _conversation_ids(notices))
     rank = {kind: index for index, kind in enumerate(DIGEST_KINDS)}
     listed = sorted(items, key=lambda i: rank.get(i.kind, len(rank)))[:DIGEST_LISTED]  # stable: keeps arrival
     ordered_counts = sorted(counts.items(), key=lambda kv: rank.get(kv[0], len(rank)))
@@ -237,34 +247,52 @@ def _digest_view(
 
 class PacedSender:
     """Sends through ``inner`` only while fewer than ``budget`` messages went to the destination in the
-    last ``window``; otherwise raises RateLimited with the wait until the oldest of them leaves it.
+    last ``window`` and the chat's ``pace`` allows one more; otherwise raises Paced (a RateLimited) with
+    the wait until both hold again.
 
-    It reads the sends from the outbox rows (``sent_at``), so it holds no state and a restarted process
-    keeps pacing. Two processes sending to one chat at the very same moment can still pass together:
-    the platform's own 429 then makes the dispatcher wait, and nothing is lost.
+    The budget alone would let it go out as a burst when several notices are due at once, but a
+    platform also limits each chat's pace (Telegram: about one message a second, with a short burst):
+    the pace spaces the sends. It reads the sends from the outbox rows (``sent_at``), so it holds no
+    state and a restarted process keeps pacing. Two processes sending to one chat at the very same
+    moment can still pass together: the platform's own 429 then makes the dispatcher wait, and nothing
+    is lost.
     """
 
     def __init__(self, inner: Sender, db: Database, clock: Clock, destination: str, budget: int,
-                 window: timedelta) -> None:
+                 window: timedelta, pace: Pace | None = None) -> None:
         self.inner = inner
         self.db = db
         self.clock = clock
         self.destination = destination
         self.budget = budget
         self.window = window
+        self.pace = pace or Pace()
 
     async def send(self, outbound: Outbound) -> Receipt:
-        """Send if the budget allows, else ask the dispatcher to wait."""
-        now = self.clock.now()
-        async with self.db.transaction() as session:
-            recent = list((await session.execute(
-                select(col(Delivery.sent_at)).where(
-                    col(Delivery.destination) == self.destination, col(Delivery.sent_at) > now - self.window,
-                ).order_by(col(Delivery.sent_at).desc()).limit(self.budget)
-            )).scalars())
-        if len(recent) >= self.budget:
-            oldest = recent[-1]
-            assert oldest is not None  # filtered on sent_at
-            wait = max((oldest + self.window - now).total_seconds(), 0.001)
-            raise RateLimited(wait, f"team chat budget of {self.budget} per {self.window} used")
+        """Send if the budget and the pace allow, else ask the dispatcher to wait."""
+        wait = await self._wait(self.clock.now())
+        if wait is not None:
+            seconds, why = wait
+            raise Paced(max(seconds, 0.001), why)
         return await self.inner.send(outbound)
+
+    async def _wait(self, now: datetime) -> tuple[float, str] | None:
+        """Seconds to wait before the next send and why, or None when it may go now."""
+        span, burst = self.pace.span, max(1, self.pace.burst)
+        async with self.db.transaction() as session:
+            recent = [at for at in (await session.execute(  # newest first
+                select(col(Delivery.sent_at)).where(
+                    col(Delivery.destination) == self.destination,
+                    col(Delivery.sent_at) > now - max(self.window, span),
+                ).order_by(col(Delivery.sent_at).desc()).limit(max(self.budget, burst))
+            )).scalars() if at is not None]
+        waits: list[tuple[float, str]] = []
+        in_window = [at for at in recent if at > now - self.window]
+        if len(in_window) >= self.budget:  # until the budget-th newest leaves the window
+            waits.append(((in_window[self.budget - 1] + self.window - now).total_seconds(),
+                          f"team chat budget of {self.budget} per {self.window} used"))
+        in_span = [at for at in recent if at > now - span]
+        if span and len(in_span) >= burst:
+            waits.append(((in_span[burst - 1] + span - now).total_seconds(),
+                          f"team chat paced to {burst} message(s) per {span.total_seconds():g}s"))
+        return max(waits) if waits else None

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -48,12 +49,28 @@ def nearest_due(conv: Conversation) -> datetime | None:
 
 async def load_facts(session: AsyncSession, ids: Sequence[int]) -> dict[int, ConversationFacts]:
     """Facts of these conversations, in a few queries whatever their number."""
-    found: dict[int, ConversationFacts] = {}
     unique = sorted(set(ids))
+    convs: list[Conversation] = []
     for start in range(0, len(unique), _CHUNK):
         chunk = unique[start:start + _CHUNK]
+        convs += (await session.execute(
+            select(Conversation).where(col(Conversation.id).in_(chunk))
+        )).scalars().all()
+    return await facts_of(session, convs)
+
+
+async def facts_of(session: AsyncSession, convs: Sequence[Conversation]) -> dict[int, ConversationFacts]:
+    """Facts of conversations the caller has loaded (the SLA scheduler's batch): their own columns come
+    from the objects as they are now; names, tags and texts from a few queries of plain columns."""
+    found: dict[int, ConversationFacts] = {}
+    unique = {c.id: c for c in convs if c.id is not None}
+    ids = sorted(unique)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
         rows = (await session.execute(
-            select(Conversation, col(Channel.name), col(Member.name), Contact)
+            # SQLAlchemy's select: SQLModel's is typed for at most four columns.
+            sa_select(col(Conversation.id), col(Channel.name), col(Member.name), col(Contact.handle),
+                   col(Contact.name), col(Contact.external_id))
             .join(Channel, col(Channel.id) == col(Conversation.channel_id))
             .join(Contact, col(Contact.id) == col(Conversation.contact_id))
             .outerjoin(Member, col(Member.id) == col(Conversation.assignee_id))
@@ -61,14 +78,14 @@ async def load_facts(session: AsyncSession, ids: Sequence[int]) -> dict[int, Con
         )).all()
         tags = await tags_of(session, chunk)
         texts = await last_inbound_texts(session, chunk)
-        for conv, channel, assignee, contact in rows:
-            assert conv.id is not None  # loaded from the database
-            found[conv.id] = ConversationFacts(
-                id=conv.id, status=conv.status, priority=conv.priority, channel=channel, kind=conv.kind,
-                contact=contact_label(contact.handle, contact.name, contact.external_id),
-                excerpt=excerpt(texts.get(conv.id, "")), assignee=assignee,
-                tags=tuple(tags.get(conv.id, [])), due_at=nearest_due(conv), breached=tuple(conv.breached),
-                escalation_level=conv.escalation_level,
+        for conv_id, channel, assignee, handle, name, external_id in rows:
+            assert conv_id is not None  # a primary key
+            conv = unique[conv_id]
+            found[conv_id] = ConversationFacts(
+                id=conv_id, status=conv.status, priority=conv.priority, channel=channel, kind=conv.kind,
+                contact=contact_label(handle, name, external_id), excerpt=excerpt(texts.get(conv_id, "")),
+                assignee=assignee, tags=tuple(tags.get(conv_id, [])), due_at=nearest_due(conv),
+                breached=tuple(conv.breached), escalation_level=conv.escalation_level,
                 snoozed_until=conv.snoozed_until if conv.status == Status.SNOOZED.value else None,
             )
     return found

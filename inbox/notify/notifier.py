@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from inbox.audit import record
+from inbox.audit import batched, record
 from inbox.clock import Clock, ensure_utc
 from inbox.db import Database
 from inbox.events import Actor
@@ -30,8 +30,8 @@ from inbox.ingest import IngestHook, IngestResult
 from inbox.models import Conversation, Delivery, Direction, Member
 from inbox.notify.budget import Outgoing, PacedSender, Posted, post
 from inbox.notify.chats import Roster, TeamChat, is_team_destination, team_chats
-from inbox.notify.facts import ConversationFacts, card, digest_item, load_facts
-from inbox.ports import Sender
+from inbox.notify.facts import ConversationFacts, card, digest_item, facts_of, load_facts
+from inbox.ports import Sender, pace_of
 from inbox.render_text import sla_sentence
 from inbox.settings import Settings
 from inbox.views import (
@@ -73,7 +73,8 @@ class Notifier:
 
     def senders(self, channel_senders: Mapping[str, Sender]) -> dict[str, Sender]:
         """``team:<name>`` -> the hosting channel's team Sender (``Connector.team_sender``), paced to
-        the chat's budget; ``channel_senders`` maps channel names to those team senders.
+        the chat's budget and to the sender's ``pace``; ``channel_senders`` maps channel names
+        to those team senders.
 
         A team chat whose channel has no Sender in this process is left out (the Dispatcher then
         retries its rows until a process that has one sends them).
@@ -85,7 +86,7 @@ class Notifier:
                 log.warning("team chat %s: channel %s has no sender here", chat.name, chat.channel)
                 continue
             out[chat.destination] = PacedSender(inner, self.db, self.clock, chat.destination, chat.budget,
-                                                chat.window)
+                                                chat.window, pace_of(inner))
         return out
 
     # --- new and reopened conversations -------------------------------------------------------
@@ -106,10 +107,11 @@ class Notifier:
         now = self.clock.now()
         roster = await Roster.load(session)
         wanted = [(c, "new") for c in new if c in facts] + [(c, "reopened") for c in reopened if c in facts]
-        for chat in chats:
-            notices = [self._conversation_notice(chat, facts[c], event, now) for c, event in wanted
-                       if chat.wants("card", facts[c].channel)]
-            await self._post(session, chat, notices, now, roster)
+        async with batched(session):  # the batch's audit events (queued, folded) in one statement
+            for chat in chats:
+                notices = [self._conversation_notice(chat, facts[c], event, now) for c, event in wanted
+                           if chat.wants("card", facts[c].channel)]
+                await self._post(session, chat, notices, now, roster)
 
     def _conversation_notice(self, chat: TeamChat, facts: ConversationFacts, event: str,
                              now: datetime) -> Outgoing:
@@ -133,42 +135,62 @@ class Notifier:
         when nobody is assigned; a ladder step pings whom the policy's ``notify`` names (assignee,
         leads, admins, team or member names).
         """
-        event = SLA_EVENTS.get(kind)
-        if event is None:
-            log.warning("notifier: unknown SLA notification kind %r; ignored", kind)
+        await self._announce_sla(session, [(kind, conversation, data)], fresh=True)
+
+    async def sla_notify_many(self, session: AsyncSession,
+                              notes: Sequence[tuple[str, Conversation, dict[str, Any]]]) -> None:
+        """``sla_notify`` for a batch of ``(kind, conversation, data)`` at once (the scheduler fires in
+        batches): the facts and the members are read once, and each team chat gets one ``post``."""
+        await self._announce_sla(session, notes, fresh=False)
+
+    async def _announce_sla(
+        self, session: AsyncSession, notes: Sequence[tuple[str, Conversation, dict[str, Any]]], *, fresh: bool
+    ) -> None:
+        wanted: list[tuple[str, Conversation, dict[str, Any]]] = []
+        for kind, conversation, data in notes:
+            event = SLA_EVENTS.get(kind)
+            if event is None:
+                log.warning("notifier: unknown SLA notification kind %r; ignored", kind)
+                continue
+            wanted.append((event, conversation, data))
+        if not wanted or not any("sla" in c.hears for c in self.chats):
             return
-        assert conversation.id is not None
-        facts = (await load_facts(session, [conversation.id])).get(conversation.id)
-        chats = [c for c in self.chats if facts is not None and c.wants("sla", facts.channel)]
-        if facts is None or not chats:
+        # ``fresh``: the conversations' columns come from the database, as a caller may hold an old copy;
+        # the scheduler's batch holds them locked and up to date, so the objects are read as they are.
+        convs = [conv for _, conv, _ in wanted]
+        facts = await (load_facts(session, [c.id for c in convs if c.id is not None]) if fresh
+                       else facts_of(session, convs))
+        heard = [(event, facts[conv.id], data) for event, conv, data in wanted
+                 if conv.id in facts and any(c.wants("sla", facts[conv.id].channel) for c in self.chats)]
+        if not heard:
             return
         roster = await Roster.load(session)
-        if event == "escalation":
-            mentions = roster.resolve([str(w) for w in data.get("notify") or []], facts.assignee)
-        elif event == "breached" and facts.assignee is None:
-            mentions = roster.resolve(["leads"], None)
-        else:
-            mentions = roster.resolve(["assignee"], facts.assignee)
         now = self.clock.now()
+        said = [(event, f, data, _sla_mentions(roster, event, f, data)) for event, f, data in heard]
+        for chat in self.chats:
+            notices = [self._sla_notice(chat, event, f, data, mentions, now)
+                       for event, f, data, mentions in said if chat.wants("sla", f.channel)]
+            await self._post(session, chat, notices, now, roster)
+
+    def _sla_notice(self, chat: TeamChat, event: str, facts: ConversationFacts, data: dict[str, Any],
+                    mentions: tuple[str, ...], now: datetime) -> Outgoing:
         due = _instant(data.get("due_at"))
         raised = data.get("priority") if isinstance(data.get("priority"), dict) else None
-        for chat in chats:
-            view = SlaNotice(
-                lang=chat.lang, event=event, card=card(facts, chat.lang, self.tz, now),
-                target=str(data.get("target", "")), due_at=None if due is None else due.astimezone(self.tz),
-                remaining=None if due is None else due - now,
-                step=int(data["step"]) if data.get("step") is not None else None,
-                urgent=bool(data.get("urgent")),
-                priority_from=str(raised["from"]) if raised else None,
-                priority_to=str(raised["to"]) if raised else None,
-                escalation_level=int(data.get("escalation_level") or facts.escalation_level),
-                late=bool(data.get("late")), deferred=bool(data.get("deferred")), mentions=mentions,
-            )
-            item = DigestItem(kind="sla", conversation_id=facts.id, channel=facts.channel,
-                              contact=facts.contact, excerpt=facts.excerpt, detail=sla_sentence(view))
-            notice = Outgoing(purpose="sla", view=view, item=item, urgent=True, conversation_id=facts.id,
-                              mentions=mentions)
-            await self._post(session, chat, [notice], now, roster)
+        view = SlaNotice(
+            lang=chat.lang, event=event, card=card(facts, chat.lang, self.tz, now),
+            target=str(data.get("target", "")), due_at=None if due is None else due.astimezone(self.tz),
+            remaining=None if due is None else due - now,
+            step=int(data["step"]) if data.get("step") is not None else None,
+            urgent=bool(data.get("urgent")),
+            priority_from=str(raised["from"]) if raised else None,
+            priority_to=str(raised["to"]) if raised else None,
+            escalation_level=int(data.get("escalation_level") or facts.escalation_level),
+            late=bool(data.get("late")), deferred=bool(data.get("deferred")), mentions=mentions,
+        )
+        item = DigestItem(kind="sla", conversation_id=facts.id, channel=facts.channel,
+                          contact=facts.contact, excerpt=facts.excerpt, detail=sla_sentence(view))
+        return Outgoing(purpose="sla", view=view, item=item, urgent=True, conversation_id=facts.id,
+                        mentions=mentions)
 
     on_sla = sla_notify  # the name docs/sla-engine.md uses
 
@@ -259,6 +281,17 @@ class Notifier:
     async def _post(self, session: AsyncSession, chat: TeamChat, notices: Sequence[Outgoing],
                     now: datetime, roster: Roster) -> Posted:
         return await post(session, chat, notices, now=now, tz=self.tz, roster=roster)
+
+
+def _sla_mentions(
+    roster: Roster, event: str, facts: ConversationFacts, data: dict[str, Any]
+) -> tuple[str, ...]:
+    """Who an SLA notice pings (see ``Notifier.sla_notify``)."""
+    if event == "escalation":
+        return roster.resolve([str(w) for w in data.get("notify") or []], facts.assignee)
+    if event == "breached" and facts.assignee is None:
+        return roster.resolve(["leads"], None)
+    return roster.resolve(["assignee"], facts.assignee)
 
 
 def _instant(value: object) -> datetime | None:

@@ -18,20 +18,36 @@ What each figure means (docs/reports.md has the full list and a worked example):
   replayed from the resolve/reopen events, with the oldest one's age.
 
 Speed: every per-message figure is a GROUP BY in the database (hour buckets, or minute buckets for
-timezones with a sub-hour offset); Python sees one row per conversation that was answered, resolved
-or had an SLA outcome in the period, never one row per message.
+timezones with a sub-hour offset), and SLA outcomes are counted there from the columns the engine
+keeps per clock (``inbox.sla.outcomes``). Durations come back as columns of integer microseconds (one
+row per conversation answered or resolved, or per follow-up answered, in the period) and are measured
+with numpy, business time included (``inbox.reports.opentime.OpenTimeArrays``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any, Final, cast
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, type_coerce
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -49,11 +65,12 @@ from inbox.models import (
     Status,
     Tag,
 )
-from inbox.reports.opentime import Clocks
-from inbox.reports.percentiles import median, median_and_p90
-from inbox.reports.period import Period
+from inbox.reports.opentime import Clocks, Micros, OpenTimeArrays, from_us, to_us
+from inbox.reports.percentiles import median_and_p90, percentile_of_sorted
+from inbox.reports.period import Period, local_midnight
 from inbox.sla.calendar import BusinessCalendar
-from inbox.sla.engine import EVENT_BREACHED, SlaState, TargetClock
+from inbox.sla.engine import EVENT_BREACHED, TargetClock
+from inbox.sla.outcomes import OUTCOME_COLUMNS, clock_dates
 from inbox.sla.policy import TARGETS, Policy
 
 RESOLVED_EVENT: Final = "conversation.resolved"
@@ -62,8 +79,11 @@ UNASSIGNED: Final = "(unassigned)"
 """The by_assignee key for conversations nobody is assigned to (member names cannot contain brackets)."""
 WORST_BREACHES: Final = 5
 TOP_TAGS: Final = 10
-# Event-only breaches (their clock was replaced since) need one look-up each to know when they ended.
+# Event-only breaches (their clock was replaced since) need a look-up to know when they ended; the
+# earliest this many get one, the others count as overdue until the end of the period.
 _MAX_END_LOOKUPS: Final = 200
+_NO_TIME: Final = -(2**62)  # a NULL timestamp in microsecond columns
+_ONE_US: Final = timedelta(microseconds=1)
 
 Policies = Mapping[str, Policy]
 
@@ -355,29 +375,16 @@ async def compute_report(
     by_name = {p.name: p for p in policies}
 
     async def one(which: Period, detail: bool) -> Report:
-        async with db.sessions() as session:
+        async with db.reading() as session:
             return await _Computation(session, by_name, which, now, detail=detail).run()
 
     if not previous:
         return await one(period, True)
-    # Two sessions side by side: the database works on both at once (SQLite readers run in parallel in
-    # WAL mode, each on its own connection thread), which nearly halves the wall time of a report.
+    # Two read sessions side by side: the database works on both at once (on SQLite each reads in its own
+    # connection thread, in WAL mode without blocking writers or each other).
     report, before = await asyncio.gather(one(period, True), one(period.previous(), False))
     report.previous = before
     return report
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """One measured duration of one conversation."""
-
-    conversation_id: int
-    channel: str
-    kind: str
-    assignee: str | None
-    policy: str | None
-    start: datetime
-    end: datetime
 
 
 @dataclass(frozen=True)
@@ -393,6 +400,78 @@ class SlaOutcome:
     end_known: bool = True
 
 
+@dataclass(frozen=True)
+class _Items:
+    """Measured durations of one kind, one entry per item, as parallel int64 arrays (times in µs)."""
+
+    cid: Micros
+    channel: Micros
+    assignee: Micros  # member id, or -1 for nobody
+    policy: Micros  # index into _Computation.names; -1 without a policy, -2 for one not configured
+    start: Micros
+    end: Micros
+
+    @classmethod
+    def of(cls, columns: Sequence[Sequence[int]]) -> _Items:
+        """From columns in field order."""
+        if not columns or not columns[0]:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(empty, empty, empty, empty, empty, empty)
+        arrays = [np.array(c, dtype=np.int64) for c in columns[:6]]
+        return cls(*arrays)
+
+    def __len__(self) -> int:
+        return len(self.cid)
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A breach as the worst-breaches table ranks it: longest overdue first, then earliest, then by id."""
+
+    overdue_us: int
+    at_us: int
+    conversation_id: int
+    source: int  # 0 clock, 1 event, 2 follow-up round: keeps ties in one order
+    target: str
+    policy: str | None
+    ended_us: int | None
+
+    def key(self) -> tuple[int, int, int, int, int]:
+        """The sort key."""
+        return (-self.overdue_us, self.at_us, self.conversation_id, self.source, TARGETS.index(self.target))
+
+
+class _Seconds(Sequence[float]):
+    """Sorted microsecond values read as seconds (what ``timedelta.total_seconds`` gives), without a copy."""
+
+    def __init__(self, micros: Micros) -> None:
+        self.micros = micros
+
+    def __len__(self) -> int:
+        return len(self.micros)
+
+    def __getitem__(self, index: Any) -> Any:
+        return int(self.micros[index]) / 1_000_000
+
+
+def _stats_of(wall: Micros, business: Micros) -> DurationStats:
+    """Median and p90 of unsorted microsecond durations."""
+    wall, business = _Seconds(np.sort(wall)), _Seconds(np.sort(business))
+    return DurationStats(
+        len(wall), _round(percentile_of_sorted(wall, 50)), _round(percentile_of_sorted(wall, 90)),
+        len(business), _round(percentile_of_sorted(business, 50)), _round(percentile_of_sorted(business, 90)))
+
+
+def _median_of(micros: Micros) -> float | None:
+    return _round(percentile_of_sorted(_Seconds(np.sort(micros)), 50))
+
+
+def _first_seen(keys: Micros) -> list[int]:
+    """The distinct values of ``keys`` in the order they first occur."""
+    values, first = np.unique(keys, return_index=True)
+    return [int(values[i]) for i in np.argsort(first, kind="stable")]
+
+
 class _Computation:
     """The queries and arithmetic of one period, on one session."""
 
@@ -400,14 +479,16 @@ class _Computation:
                  detail: bool) -> None:
         self.session = session
         self.policies = policies
+        self.names = list(policies)  # a policy's code in queries is its index here
         self.period = period
         self.now = now
         # Nothing after "now" has happened yet: a period that is still running ends here for outcomes.
         self.bound = min(period.end, now)
+        self.start_us, self.bound_us = to_us(period.start), to_us(self.bound)
         self.detail = detail
         self.zone = period.zone
         self.report = Report(period=period, generated_at=now)
-        self.clocks = Clocks()  # business-time arithmetic by bisection: thousands of durations per report
+        self.open_time: dict[int, OpenTimeArrays] = {}  # by id(calendar)
         self.channels: dict[int, str] = {}
         self.members: dict[int, str] = {}
         offsets = {bound.astimezone(self.zone).utcoffset() for bound in (period.start, period.end)}
@@ -428,18 +509,18 @@ class _Computation:
         new_buckets = await self._new_conversations()
         first = await self._first_responses()
         resolved = await self._resolutions()
-        follow_ups = await self._next_responses()
+        follow_ups, rounds = await self._next_responses()
         self.report.first_response = self._stats(first)
         self.report.resolution = self._stats(resolved)
         self.report.next_response = self._stats(follow_ups)
-        outcomes = await self._sla_outcomes(follow_ups)
+        breaches = await self._sla_outcomes(follow_ups, rounds)
         await self._backlog()
         if self.detail:
             message_buckets = await self._messages()
             self._per_channel_first_response(first)
             self._per_assignee(first, resolved)
             self.report.tags = await self._tags()
-            self.report.worst_breaches = await self._worst(outcomes)
+            self.report.worst_breaches = await self._worst(breaches)
             self.report.daily = self._daily(new_buckets, message_buckets, first)
             self.report.first_response_targets = self._targets(first)
         return self.report
@@ -461,23 +542,61 @@ class _Computation:
         parsed = datetime.strptime(label, "%Y-%m-%d %H:%M" if self.minute_buckets else "%Y-%m-%d %H")
         return parsed.replace(tzinfo=UTC).astimezone(self.zone)
 
-    def _calendar(self, policy: str | None) -> BusinessCalendar | None:
-        found = self.policies.get(policy) if policy else None
-        return found.calendar if found is not None else None
+    def _us(self, column: Any) -> Any:
+        """A timestamp column as integer microseconds since the epoch (NULL as ``_NO_TIME``), in SQL.
 
-    def _stats(self, items: Sequence[_Measured]) -> DurationStats:
-        wall: list[float] = []
-        business: list[float] = []
-        for item in items:
-            wall.append(max((item.end - item.start).total_seconds(), 0.0))
-            cal = self._calendar(item.policy)
-            if cal is not None:
-                business.append(self.clocks.between(cal, item.start, item.end).total_seconds())
-        return DurationStats.of(wall, business)
+        Python then handles columns of plain integers: no datetime objects, exact arithmetic.
+        """
+        if self.dialect == "sqlite":
+            # 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds from strftime, the microseconds from the text.
+            seconds = cast(func.strftime("%s", func.substr(column, 1, 19)), BigInteger)
+            micros = seconds * 1_000_000 + cast(func.substr(column, 21, 6), BigInteger)
+        else:
+            micros = cast(extract("epoch", column) * 1_000_000, BigInteger)
+        return func.coalesce(micros, _NO_TIME)
 
-    def _sla_seconds(self, item: _Measured) -> float:
-        """The duration as the conversation's SLA counts it: business time with a calendar."""
-        return self.clocks.between(self._calendar(item.policy), item.start, item.end).total_seconds()
+    def _policy_code(self, column: Any) -> Any:
+        """A policy name column as its index in ``names`` (-1: none, -2: not configured), in SQL."""
+        known = case({name: index for index, name in enumerate(self.names)}, value=column, else_=-2) \
+            if self.names else literal(-2)
+        return case((column.is_(None), -1), else_=known)
+
+    def _calendar(self, code: int) -> BusinessCalendar | None:
+        return self.policies[self.names[code]].calendar if code >= 0 else None
+
+    def _open_time(self, calendar: BusinessCalendar, low_us: int) -> OpenTimeArrays:
+        """The calendar's open intervals laid out from before ``low_us`` (rebuilt further back if need be)."""
+        found = self.open_time.get(id(calendar))
+        if found is None or found.low_us > low_us:
+            found = OpenTimeArrays(calendar, from_us(low_us))
+            self.open_time[id(calendar)] = found
+        return found
+
+    def _sla_us(self, items: _Items) -> tuple[Micros, Micros]:
+        """Each duration as its SLA counts it (business time with a calendar, else wall-clock time, never
+        negative) and whether it was measured against a calendar."""
+        values = np.maximum(items.end - items.start, 0)
+        business = np.zeros(len(items), dtype=bool)
+        for calendar, mask in self._by_calendar(items.policy).items():
+            index = self._open_time(calendar, int(items.start[mask].min()))
+            values[mask] = index.between(items.start[mask], items.end[mask])
+            business |= mask
+        return values, business
+
+    def _by_calendar(self, codes: Micros) -> dict[BusinessCalendar, Micros]:
+        """Masks of the items per calendar (policies may share one)."""
+        masks: dict[int, tuple[BusinessCalendar, Micros]] = {}
+        for code in np.unique(codes):
+            calendar = self._calendar(int(code))
+            if calendar is None:
+                continue
+            _, mask = masks.get(id(calendar), (calendar, np.zeros(len(codes), dtype=bool)))
+            masks[id(calendar)] = (calendar, mask | (codes == code))
+        return dict(masks.values())
+
+    def _stats(self, items: _Items) -> DurationStats:
+        values, business = self._sla_us(items)
+        return _stats_of(np.maximum(items.end - items.start, 0), values[business])
 
     def _channel(self, channel_id: int) -> ChannelFigures:
         name = self.channels.get(channel_id, f"#{channel_id}")
@@ -485,6 +604,10 @@ class _Computation:
 
     def _member(self, member_id: int | None) -> str | None:
         return None if member_id is None else self.members.get(member_id, f"#{member_id}")
+
+    async def _columns(self, query: Any) -> list[tuple[Any, ...]]:
+        """The result's columns (each a tuple), or an empty list when there are no rows."""
+        return list(zip(*(await self.session.execute(query)).all(), strict=True))
 
     # --- conversations ---
 
@@ -508,17 +631,18 @@ class _Computation:
         self.report.new_by_kind = dict(kinds)
         return out
 
-    async def _first_responses(self) -> list[_Measured]:
-        rows = await self.session.execute(
-            select(col(Conversation.id), col(Conversation.channel_id), col(Conversation.kind),
-                   col(Conversation.assignee_id), col(Conversation.sla_policy), col(Conversation.created_at),
-                   col(Conversation.first_response_at))
-            .where(self._in_period(col(Conversation.first_response_at)))
-        )
-        return [_Measured(cid, self.channels.get(ch, f"#{ch}"), kind, self._member(who), policy, start, end)
-                for cid, ch, kind, who, policy, start, end in cast(Any, rows)]
+    def _item_columns(self, start: Any, end: Any) -> tuple[Any, ...]:
+        c = Conversation
+        return (col(c.id), col(c.channel_id), func.coalesce(col(c.assignee_id), -1),
+                self._policy_code(col(c.sla_policy)), self._us(start), self._us(end))
 
-    async def _resolutions(self) -> list[_Measured]:
+    async def _first_responses(self) -> _Items:
+        return _Items.of(await self._columns(
+            select(*self._item_columns(col(Conversation.created_at), col(Conversation.first_response_at)))
+            .where(self._in_period(col(Conversation.first_response_at)))
+        ))
+
+    async def _resolutions(self) -> _Items:
         last = (
             select(col(Event.conversation_id).label("cid"), func.max(col(Event.created_at)).label("at"))
             .where(col(Event.type) == RESOLVED_EVENT, self._in_period(col(Event.created_at)),
@@ -526,27 +650,24 @@ class _Computation:
             .group_by(col(Event.conversation_id))
             .subquery()
         )
-        rows = await self.session.execute(
-            select(col(Conversation.id), col(Conversation.channel_id), col(Conversation.kind),
-                   col(Conversation.assignee_id), col(Conversation.sla_policy), col(Conversation.created_at),
-                   type_coerce(last.c.at, UTCDateTime))
+        columns = await self._columns(
+            select(*self._item_columns(col(Conversation.created_at), last.c.at), col(Conversation.kind))
             .join(last, last.c.cid == col(Conversation.id))
         )
-        items = []
+        items = _Items.of(columns)
         kinds: Counter[str] = Counter()
-        for cid, ch, kind, who, policy, start, end in cast(Any, rows):
-            figures = self._channel(ch)
-            figures.resolved += 1
-            figures.resolved_by_kind[kind] = figures.resolved_by_kind.get(kind, 0) + 1
-            kinds[kind] += 1
-            items.append(_Measured(cid, self.channels.get(ch, f"#{ch}"), kind, self._member(who), policy,
-                                   start, end))
+        for (channel_id, kind), count in Counter(zip(*columns[1:2], *columns[6:7], strict=True)).items():
+            figures = self._channel(channel_id)
+            figures.resolved += count
+            figures.resolved_by_kind[kind] = figures.resolved_by_kind.get(kind, 0) + count
+            kinds[kind] += count
         self.report.resolved = len(items)
         self.report.resolved_by_kind = dict(kinds)
         return items
 
-    async def _next_responses(self) -> list[_Measured]:
-        """Replies in the period that answer a follow-up (window functions, answered conversations only)."""
+    async def _next_responses(self) -> tuple[_Items, _Rounds]:
+        """Replies in the period that answer a follow-up (window functions, answered conversations only),
+        with what the conversation's next-response clock says (to tell which rounds it measured)."""
         m = Message.__table__.c  # type: ignore[attr-defined]  # the Core columns, for window functions
         candidates = select(col(Conversation.id)).where(
             col(Conversation.last_outbound_at) >= self.period.start)
@@ -563,16 +684,19 @@ class _Computation:
             partition_by=(inner.c.conversation_id, inner.c.prev_out))
         outer = select(inner.c.conversation_id, inner.c.direction, inner.c.created_at,
                        inner.c.prev_out, asked.label("asked_at")).subquery()
-        rows = await self.session.execute(
-            select(outer.c.conversation_id, type_coerce(outer.c.asked_at, UTCDateTime),
-                   type_coerce(outer.c.created_at, UTCDateTime), col(Conversation.channel_id),
-                   col(Conversation.kind), col(Conversation.assignee_id), col(Conversation.sla_policy))
+        c = Conversation
+        columns = await self._columns(
+            select(outer.c.conversation_id, col(c.channel_id), func.coalesce(col(c.assignee_id), -1),
+                   self._policy_code(col(c.sla_policy)), self._us(type_coerce(outer.c.asked_at, UTCDateTime)),
+                   self._us(type_coerce(outer.c.created_at, UTCDateTime)),
+                   self._us(col(c.next_response_started_at)), self._us(col(c.next_response_outcome_at)),
+                   self._us(col(c.next_response_ended_at)))
             .join(Conversation, col(Conversation.id) == outer.c.conversation_id)
             .where(outer.c.direction == Direction.OUT.value, outer.c.prev_out.is_not(None),
                    outer.c.asked_at.is_not(None), outer.c.created_at >= self.period.start)
         )
-        return [_Measured(cid, self.channels.get(ch, f"#{ch}"), kind, self._member(who), policy, start, end)
-                for cid, start, end, ch, kind, who, policy in rows]
+        rounds = _Rounds.of(columns[6:]) if columns else _Rounds.of([[], [], []])
+        return _Items.of(columns), rounds
 
     # --- messages ---
 
@@ -606,53 +730,56 @@ class _Computation:
 
     # --- per channel, per assignee, per day ---
 
-    def _per_channel_first_response(self, first: Sequence[_Measured]) -> None:
-        by_channel: dict[str, list[float]] = defaultdict(list)
-        for item in first:
-            by_channel[item.channel].append((item.end - item.start).total_seconds())
-        for name, values in by_channel.items():
+    def _per_channel_first_response(self, first: _Items) -> None:
+        wall = first.end - first.start
+        for channel_id in _first_seen(first.channel):
+            name = self.channels.get(channel_id, f"#{channel_id}")
             self.report.by_channel.setdefault(name, ChannelFigures()).first_response_median_seconds = \
-                _round(median(values))
+                _median_of(wall[first.channel == channel_id])
 
-    def _per_assignee(self, first: Sequence[_Measured], resolved: Sequence[_Measured]) -> None:
-        handled: dict[str, set[int]] = defaultdict(set)
-        times: dict[str, list[float]] = defaultdict(list)
-        for item in first:
-            key = item.assignee or UNASSIGNED
-            handled[key].add(item.conversation_id)
-            times[key].append((item.end - item.start).total_seconds())
-        for item in resolved:
-            handled[item.assignee or UNASSIGNED].add(item.conversation_id)
-        for key, ids in handled.items():
+    def _per_assignee(self, first: _Items, resolved: _Items) -> None:
+        """Handled = distinct conversations answered first or resolved, by the conversation's assignee."""
+        who = np.concatenate([first.assignee, resolved.assignee])
+        pairs = np.unique(np.stack([who, np.concatenate([first.cid, resolved.cid])]), axis=1)
+        handled = dict(zip(*(a.tolist() for a in np.unique(pairs[0], return_counts=True)), strict=True))
+        wall = first.end - first.start
+        for member_id in _first_seen(who):
+            key = self._member(member_id if member_id >= 0 else None) or UNASSIGNED
             figures = self.report.by_assignee.setdefault(key, AssigneeFigures())
-            figures.handled = len(ids)
-            figures.first_response_median_seconds = _round(median(times[key]))
+            figures.handled = handled[member_id]
+            figures.first_response_median_seconds = _median_of(wall[first.assignee == member_id])
 
     def _daily(self, new: Sequence[tuple[str, str, datetime, int]],
-               inbound: Sequence[tuple[str, datetime, int]], first: Sequence[_Measured]) -> list[DayFigures]:
+               inbound: Sequence[tuple[str, datetime, int]], first: _Items) -> list[DayFigures]:
         new_by_day: dict[date, Counter[str]] = defaultdict(Counter)
         for channel, _kind, local, count in new:
             new_by_day[local.date()][channel] += count
         inbound_by_day: dict[date, Counter[str]] = defaultdict(Counter)
         for channel, local, count in inbound:
             inbound_by_day[local.date()][channel] += count
-        first_by_day: dict[date, list[float]] = defaultdict(list)
-        for item in first:
-            first_by_day[item.end.astimezone(self.zone).date()].append(self._sla_seconds(item))
+        days = self.period.local_days()
+        # The local day of each first reply: count the local midnights at or before it.
+        midnights = np.array([to_us(local_midnight(day, self.period.timezone)) for day in days[1:]],
+                             dtype=np.int64)
+        which = np.searchsorted(midnights, first.end, side="right")
+        sla, _ = self._sla_us(first)
         return [
-            DayFigures(day, dict(new_by_day[day]), dict(inbound_by_day[day]), len(first_by_day[day]),
-                       _round(median(first_by_day[day])))
-            for day in self.period.local_days()
+            DayFigures(day, dict(new_by_day[day]), dict(inbound_by_day[day]), int((which == n).sum()),
+                       _median_of(sla[which == n]))
+            for n, day in enumerate(days)
         ]
 
-    def _targets(self, first: Sequence[_Measured]) -> list[TargetLine]:
-        used = Counter(item.policy for item in first if item.policy)
-        names = [name for name, _ in used.most_common()] or list(self.policies)
+    def _targets(self, first: _Items) -> list[TargetLine]:
+        named = first.policy[first.policy != -1]
+        counts = Counter(named.tolist())
+        # Most used first; ties in the order the policies first appear (as Counter.most_common does).
+        order = sorted(_first_seen(named), key=lambda code: -counts[code])
+        names = [self.names[code] if code >= 0 else None for code in order]
         lines = []
-        for name in names:
-            policy = self.policies.get(name)
+        for name in names or list(self.policies):
+            policy = self.policies.get(name) if name is not None else None
             if policy is not None and "first_response" in policy.targets:
-                lines.append(TargetLine(name, policy.targets["first_response"].total_seconds(),
+                lines.append(TargetLine(policy.name, policy.targets["first_response"].total_seconds(),
                                         policy.calendar is not None))
         return lines[:3]
 
@@ -676,177 +803,238 @@ class _Computation:
 
         A conversation not updated since the end had no resolve or reopen since (both update it), so its
         status tells its state then; only the others are replayed from their last such event before it.
+        One pass over the conversations counts both kinds.
         """
         at = self.bound
-        state_events = (RESOLVED_EVENT, REOPENED_EVENT)
-        steady = and_(col(Conversation.created_at) < at, col(Conversation.updated_at) < at,
-                      col(Conversation.status) != Status.RESOLVED.value)
-        changed = select(col(Conversation.id)).where(col(Conversation.updated_at) >= at,
-                                                     col(Conversation.created_at) < at)
-        last = (
-            select(col(Event.conversation_id).label("cid"), func.max(col(Event.id)).label("eid"))
-            .where(col(Event.conversation_id).in_(changed), col(Event.type).in_(state_events),
-                   col(Event.created_at) < at)
-            .group_by(col(Event.conversation_id))
-            .subquery()
+        last_state = (
+            select(col(Event.type))
+            .where(col(Event.conversation_id) == col(Conversation.id),
+                   col(Event.type).in_((RESOLVED_EVENT, REOPENED_EVENT)), col(Event.created_at) < at)
+            .order_by(col(Event.id).desc())
+            .limit(1)
+            .scalar_subquery()
         )
-        state = select(col(Event.id).label("eid"), col(Event.type).label("type")).subquery()
-        replayed = and_(col(Conversation.created_at) < at, col(Conversation.updated_at) >= at,
-                        or_(last.c.eid.is_(None), state.c.type == REOPENED_EVENT))
-
-        def joined(query: Any) -> Any:
-            return (query.outerjoin(last, last.c.cid == col(Conversation.id))
-                    .outerjoin(state, state.c.eid == last.c.eid))
-
-        total, oldest, oldest_id = 0, None, None
-        for where, join in ((steady, False), (replayed, True)):
-            query = select(col(Conversation.channel_id), func.count(), func.min(col(Conversation.created_at)))
-            query = (joined(query) if join else query).where(where).group_by(col(Conversation.channel_id))
-            found = 0
-            for channel_id, count, first in await self.session.execute(query):
-                self._channel(channel_id).backlog += count
-                found += count
-                oldest = first if oldest is None else min(oldest, first)
-            if found:
-                first_query = select(col(Conversation.id), col(Conversation.created_at))
-                first_query = (joined(first_query) if join else first_query).where(where).order_by(
-                    col(Conversation.created_at), col(Conversation.id)).limit(1)
-                row = (await self.session.execute(first_query)).first()
-                if row is not None and (oldest_id is None or row[1] < oldest_id[1]):
-                    oldest_id = (row[0], row[1])
-            total += found
+        open_then = and_(col(Conversation.created_at) < at, or_(
+            and_(col(Conversation.updated_at) < at, col(Conversation.status) != Status.RESOLVED.value),
+            and_(col(Conversation.updated_at) >= at,
+                 func.coalesce(last_state, REOPENED_EVENT) == REOPENED_EVENT)))
+        total, oldest = 0, None
+        for channel_id, count, first in await self.session.execute(
+                select(col(Conversation.channel_id), func.count(), func.min(col(Conversation.created_at)))
+                .where(open_then).group_by(col(Conversation.channel_id))):
+            self._channel(channel_id).backlog += count
+            total += count
+            oldest = first if oldest is None else min(oldest, first)
+        oldest_id = None
+        if total:
+            oldest_id = await self.session.scalar(
+                select(col(Conversation.id)).where(open_then)
+                .order_by(col(Conversation.created_at), col(Conversation.id)).limit(1))
         age = None if oldest is None else (at - oldest).total_seconds()
-        self.report.backlog = Backlog(total, age, oldest_id[0] if oldest_id else None, at)
+        self.report.backlog = Backlog(total, age, oldest_id, at)
 
     # --- SLA ---
 
-    async def _sla_outcomes(self, follow_ups: Sequence[_Measured]) -> list[SlaOutcome]:
-        outcomes: dict[tuple[int, str, datetime, bool], SlaOutcome] = {}
-        clocks, running_since = await self._clock_outcomes()
-        for outcome in clocks:
-            outcomes[(outcome.conversation_id, outcome.target, outcome.at, outcome.breached)] = outcome
-        events = await self._breach_events()
-        for outcome in events:
-            outcomes.setdefault((outcome.conversation_id, outcome.target, outcome.at, True), outcome)
-        # A next-response clock is replaced by the next follow-up, so earlier rounds answered in the period
-        # are measured from the messages: unless the current clock or a breach event already covers them.
-        event_dates: dict[int, list[datetime]] = defaultdict(list)
-        for outcome in events:
-            if outcome.target == "next_response":
-                event_dates[outcome.conversation_id].append(outcome.at)
-        for item in follow_ups:
-            if running_since.get(item.conversation_id) == item.start:
-                continue
-            if any(item.start <= at <= item.end for at in event_dates.get(item.conversation_id, ())):
-                continue
-            measured = self._measured_outcome(item)
-            if measured is not None:
-                key = (measured.conversation_id, measured.target, measured.at, measured.breached)
-                outcomes.setdefault(key, measured)
-        for outcome in outcomes.values():
-            tally = self.report.sla.setdefault(outcome.target, TargetOutcomes())
-            if outcome.breached:
-                tally.breached += 1
-            else:
-                tally.met += 1
-        return list(outcomes.values())
+    def _has(self, target: str) -> list[str]:
+        """The configured policies that set ``target``."""
+        return [name for name, policy in self.policies.items() if target in policy.targets]
 
-    def _measured_outcome(self, item: _Measured) -> SlaOutcome | None:
-        """A follow-up round's next-response outcome from its message times (no pause is known here)."""
-        policy = self.policies.get(item.policy) if item.policy else None
-        amount = policy.targets.get("next_response") if policy is not None else None
-        if policy is None or amount is None:
-            return None
-        deadline = self.clocks.add(policy.calendar, item.start, amount)
-        breached = item.end > deadline
-        at = deadline if breached else item.end
-        if not self.period.start <= at < self.bound:
-            return None
-        return SlaOutcome(item.conversation_id, "next_response", breached, at, policy.name, item.end)
+    def _clock_in_period(self, target: str) -> ColumnElement[bool]:
+        """The conversation's clock for ``target`` has its outcome dated in the period (under a policy that
+        is configured and sets the target)."""
+        at = getattr(Conversation, OUTCOME_COLUMNS[target][0])
+        return and_(col(Conversation.sla_policy).in_(self._has(target)), at >= self.period.start,
+                    at < self.bound)
 
-    async def _clock_outcomes(self) -> tuple[list[SlaOutcome], dict[int, datetime]]:
-        """Outcomes read from the SLA clocks of conversations that could have one in the period, and when
-        each of their current next-response clocks started."""
-        start, end = self.period.start, self.period.end
-        due_in_period = [self._in_period(col(c)) for c in (Conversation.first_response_due_at,
-                                                           Conversation.next_response_due_at,
-                                                           Conversation.resolution_due_at)]
-        # A clock met in the period ended with a reply or a resolve in it; a clock breached in it and
-        # still running has its deadline in a *_due_at column; one that was paused since was paused by
-        # an action in it (updated_at). Anything else had its outcome before the period.
-        rows = await self.session.execute(
-            select(col(Conversation.id), col(Conversation.sla_policy), col(Conversation.sla_state))
-            .where(col(Conversation.sla_policy).is_not(None), col(Conversation.sla_state).is_not(None),
-                   col(Conversation.created_at) < end,
-                   or_(col(Conversation.last_outbound_at) >= start, col(Conversation.resolved_at) >= start,
-                       *due_in_period,
-                       and_(col(Conversation.status).in_((Status.PENDING.value, Status.SNOOZED.value)),
-                            col(Conversation.updated_at) >= start)))
-        )
-        found = []
-        since: dict[int, datetime] = {}
-        for conversation_id, policy_name, raw in rows:
-            policy = self.policies.get(policy_name)
-            if policy is None:
-                continue  # a policy no longer configured: only its breach events count
-            state = SlaState.load(raw)
-            if "next_response" in state.targets:
-                since[conversation_id] = state.targets["next_response"].started_at
-            for target, clock in state.targets.items():
-                outcome = clock_outcome(conversation_id, target, clock, policy, self.bound, self.clocks)
-                if outcome is not None and self.period.start <= outcome.at < self.bound:
-                    found.append(outcome)
-        return found, since
+    async def _sla_outcomes(self, follow_ups: _Items, rounds: _Rounds) -> list[_Ranked]:
+        """Tally met and breached per target; return the breaches for the worst-breaches table.
 
-    async def _breach_events(self) -> list[SlaOutcome]:
-        rows = await self.session.execute(
-            select(col(Event.conversation_id), col(Event.created_at), col(Event.data))
+        Outcomes come from three places, each counted once: the clocks (conversation columns), the breach
+        events (which keep breaches of clocks replaced since) and the follow-up rounds that neither covers.
+        """
+        sums = []
+        for target, (at_name, end_name) in OUTCOME_COLUMNS.items():
+            at, end = getattr(Conversation, at_name), getattr(Conversation, end_name)
+            in_period = self._clock_in_period(target)
+            sums.append(func.sum(case((and_(in_period, end == at), 1), else_=0)))
+            sums.append(func.sum(case((and_(in_period, or_(end.is_(None), end > at)), 1), else_=0)))
+        counts = (await self.session.execute(
+            select(*sums).where(or_(*(self._clock_in_period(t) for t in TARGETS))))).one()
+        for index, target in enumerate(TARGETS):
+            tally = self.report.sla.setdefault(target, TargetOutcomes())
+            tally.met += int(counts[2 * index] or 0)
+            tally.breached += int(counts[2 * index + 1] or 0)
+        event_only, asked_dates = await self._breach_events()
+        measured = self._round_outcomes(follow_ups, rounds, asked_dates)
+        return event_only + measured
+
+    async def _breach_events(self) -> tuple[list[_Ranked], dict[int, list[int]]]:
+        """Breach events in the period that no clock outcome covers (tallied), and every next-response
+        breach date per conversation."""
+        events = (
+            select(col(Event.conversation_id).label("cid"), col(Event.created_at).label("at"),
+                   col(Event.data)["target"].as_string().label("target"),
+                   col(Event.data)["policy"].as_string().label("policy"))
             .where(col(Event.type) == EVENT_BREACHED, col(Event.created_at) >= self.period.start,
                    col(Event.created_at) < self.bound, col(Event.conversation_id).is_not(None))
+            .subquery()
         )
-        return [SlaOutcome(int(cid), str(data.get("target")), True, at, data.get("policy"), end_known=False)
-                for cid, at, data in rows if data.get("target") in TARGETS]
+        # The event of a clock's own breach (same target and date) is counted with the clock.
+        at = type_coerce(events.c.at, UTCDateTime)
+        own = case(*((and_(events.c.target == name, self._clock_breach_at(name, at)), 1) for name in TARGETS),
+                   else_=0)
+        rows = await self.session.execute(
+            select(events.c.cid, self._us(at), events.c.target, events.c.policy, own)
+            .outerjoin(Conversation, col(Conversation.id) == events.c.cid)
+        )
+        seen: set[tuple[int, str, int]] = set()
+        asked: dict[int, list[int]] = defaultdict(list)
+        found = []
+        for cid, at, name, policy, counted in rows:
+            if name not in TARGETS:
+                continue
+            if name == "next_response":
+                asked[cid].append(at)
+            if counted or (cid, name, at) in seen:
+                continue
+            seen.add((cid, name, at))
+            self.report.sla.setdefault(name, TargetOutcomes()).breached += 1
+            found.append(_Ranked(self.bound_us - at, at, cid, 1, name, policy, None))
+        return found, asked
 
-    async def _worst(self, outcomes: Sequence[SlaOutcome]) -> list[Breach]:
-        breaches = [o for o in outcomes if o.breached]
-        ends: dict[tuple[int, str, datetime], datetime | None] = {}
-        unknown = sorted((o for o in breaches if not o.end_known), key=lambda o: o.at)[:_MAX_END_LOOKUPS]
-        for outcome in unknown:
-            ends[(outcome.conversation_id, outcome.target, outcome.at)] = await self._end_after(outcome)
-        ranked = []
-        for outcome in breaches:
-            ended = outcome.ended_at if outcome.end_known else ends.get(
-                (outcome.conversation_id, outcome.target, outcome.at))
-            until = min(ended, self.bound) if ended is not None else self.bound
-            ranked.append((max((until - outcome.at).total_seconds(), 0.0), outcome, ended))
-        ranked.sort(key=lambda item: (-item[0], item[1].at, item[1].conversation_id))
-        top = ranked[:WORST_BREACHES]
-        ids = [o.conversation_id for _, o, _ in top]
+    def _clock_breach_at(self, target: str, at: Any) -> ColumnElement[bool]:
+        """The conversation's clock for ``target`` was breached at ``at`` (and counts: its policy is
+        configured and sets the target)."""
+        due, end = (getattr(Conversation, name) for name in OUTCOME_COLUMNS[target])
+        return and_(col(Conversation.sla_policy).in_(self._has(target)), due == at,
+                    or_(end.is_(None), end > due))
+
+    def _round_outcomes(
+        self, items: _Items, rounds: _Rounds, asked: Mapping[int, list[int]]
+    ) -> list[_Ranked]:
+        """Next-response outcomes of the follow-up rounds that no clock or breach event covers, measured
+        from the message times (no pause is known here); tallied, and their breaches returned."""
+        amounts = {code: self.policies[name].targets.get("next_response")
+                   for code, name in enumerate(self.names)}
+        keep = np.isin(items.policy, [code for code, amount in amounts.items() if amount is not None])
+        keep &= rounds.since != items.start  # the current clock measures this round
+        for n in np.flatnonzero(keep & np.isin(items.cid, list(asked))):
+            start, end = int(items.start[n]), int(items.end[n])
+            if any(start <= at <= end for at in asked[int(items.cid[n])]):
+                keep[n] = False  # a breach event covers this round
+        deadline = np.zeros(len(items), dtype=np.int64)
+        for code, amount in amounts.items():
+            mask = keep & (items.policy == code)
+            if amount is None or not mask.any():
+                continue
+            calendar = self._calendar(code)
+            if calendar is None:
+                deadline[mask] = items.start[mask] + amount // _ONE_US
+            else:
+                deadline[mask] = self._open_time(calendar, int(items.start[mask].min())).add(
+                    items.start[mask], amount)
+        breached = items.end > deadline
+        at = np.where(breached, deadline, items.end)
+        keep &= (at >= self.start_us) & (at < self.bound_us)
+        # An outcome equal to the clock's own (same date, same verdict) is counted once.
+        clock_breached = (rounds.clock_end == _NO_TIME) | (rounds.clock_end > rounds.clock_at)
+        keep &= ~((rounds.clock_at == at) & (clock_breached == breached)
+                  & (rounds.clock_at >= self.start_us) & (rounds.clock_at < self.bound_us))
+        chosen = np.flatnonzero(keep)
+        _, unique = np.unique(np.stack([items.cid[chosen], at[chosen], breached[chosen]]), axis=1,
+                              return_index=True)
+        chosen = chosen[np.sort(unique)]
+        tally = self.report.sla.setdefault("next_response", TargetOutcomes())
+        late = chosen[breached[chosen]]
+        tally.breached += len(late)
+        tally.met += len(chosen) - len(late)
+        overdue = np.minimum(items.end[late], self.bound_us) - at[late]
+        top = late[np.lexsort((items.cid[late], at[late], -overdue))[:WORST_BREACHES]]
+        return [_Ranked(int(min(items.end[n], self.bound_us) - at[n]), int(at[n]), int(items.cid[n]), 2,
+                        "next_response", self.names[int(items.policy[n])], int(items.end[n])) for n in top]
+
+    async def _clock_breaches(self) -> list[_Ranked]:
+        """The clocks' breaches in the period that stayed overdue longest (a few per target)."""
+        c = Conversation
+        found = []
+        bound = literal(self.bound_us)
+        for target, (at_name, end_name) in OUTCOME_COLUMNS.items():
+            at, end = self._us(getattr(c, at_name)), self._us(getattr(c, end_name))
+            breached = or_(getattr(c, end_name).is_(None), getattr(c, end_name) > getattr(c, at_name))
+            until = case((and_(end != _NO_TIME, end < bound), end), else_=bound)
+            overdue = (until - at).label("overdue")
+            rows = await self.session.execute(
+                select(overdue, at, col(c.id), col(c.sla_policy), end)
+                .where(self._clock_in_period(target), breached)
+                .order_by(overdue.desc(), at, col(c.id)).limit(WORST_BREACHES))
+            found += [_Ranked(int(late), int(when), int(cid), 0, target, policy,
+                              None if ended == _NO_TIME else int(ended))
+                      for late, when, cid, policy, ended in rows]
+        return found
+
+    async def _worst(self, others: Sequence[_Ranked]) -> list[Breach]:
+        candidates = [*await self._clock_breaches(), *await self._ends_of_events(others)]
+        top = sorted(candidates, key=_Ranked.key)[:WORST_BREACHES]
+        ids = [b.conversation_id for b in top]
         info = {}
         if ids:
             info = {cid: (ch, who) for cid, ch, who in await self.session.execute(
                 select(col(Conversation.id), col(Conversation.channel_id), col(Conversation.assignee_id))
                 .where(col(Conversation.id).in_(ids)))}
-        breaches_out = []
-        for overdue, o, ended in top:
-            channel_id, assignee_id = info.get(o.conversation_id, (0, None))
-            breaches_out.append(Breach(o.conversation_id, self.channels.get(channel_id, "?"), o.target,
-                                       o.policy, o.at, ended, overdue, self._member(assignee_id)))
-        return breaches_out
+        breaches = []
+        for b in top:
+            channel_id, assignee_id = info.get(b.conversation_id, (0, None))
+            breaches.append(Breach(b.conversation_id, self.channels.get(channel_id, "?"), b.target, b.policy,
+                                   from_us(b.at_us), None if b.ended_us is None else from_us(b.ended_us),
+                                   b.overdue_us / 1_000_000, self._member(assignee_id)))
+        return breaches
 
-    async def _end_after(self, outcome: SlaOutcome) -> datetime | None:
-        """When a breach recorded only as an event ended: the next reply, or the next resolution."""
-        if outcome.target == "resolution":
-            query = (select(func.min(col(Event.created_at)))
-                     .where(col(Event.conversation_id) == outcome.conversation_id,
-                            col(Event.type) == RESOLVED_EVENT, col(Event.created_at) >= outcome.at))
-        else:
-            query = (select(func.min(col(Message.created_at)))
-                     .where(col(Message.conversation_id) == outcome.conversation_id,
-                            col(Message.direction) == Direction.OUT.value,
-                            col(Message.created_at) >= outcome.at))
-        found: datetime | None = await self.session.scalar(query)
-        return found
+    async def _ends_of_events(self, breaches: Sequence[_Ranked]) -> list[_Ranked]:
+        """Breaches with the end of the earliest event-only ones looked up: the next reply, or the next
+        resolution (two queries); the others count as overdue until the end of the period."""
+        unknown = sorted((b for b in breaches if b.source == 1), key=lambda b: (b.at_us, b.conversation_id))
+        looked = unknown[:_MAX_END_LOOKUPS]
+        if not looked:
+            return list(breaches)
+        ids = sorted({b.conversation_id for b in looked})
+        since = from_us(min(b.at_us for b in looked))
+        replies = await self._times(
+            select(col(Message.conversation_id), self._us(col(Message.created_at)))
+            .where(col(Message.conversation_id).in_(ids), col(Message.direction) == Direction.OUT.value,
+                   col(Message.created_at) >= since))
+        resolves = await self._times(
+            select(col(Event.conversation_id), self._us(col(Event.created_at)))
+            .where(col(Event.conversation_id).in_(ids), col(Event.type) == RESOLVED_EVENT,
+                   col(Event.created_at) >= since))
+        ended = {}
+        for b in looked:
+            times = (resolves if b.target == "resolution" else replies).get(b.conversation_id, [])
+            after = times[bisect.bisect_left(times, b.at_us):]
+            if after:
+                until = min(after[0], self.bound_us)
+                ended[id(b)] = replace(b, overdue_us=until - b.at_us, ended_us=after[0])
+        return [ended.get(id(b), b) for b in breaches]
+
+    async def _times(self, query: Any) -> dict[int, list[int]]:
+        """(conversation id, µs) rows as each conversation's sorted times."""
+        found: dict[int, list[int]] = defaultdict(list)
+        for cid, at in await self.session.execute(query):
+            found[cid].append(at)
+        return {cid: sorted(times) for cid, times in found.items()}
+
+
+@dataclass(frozen=True)
+class _Rounds:
+    """Per follow-up round, what its conversation's next-response clock says (µs; ``_NO_TIME`` when unset)."""
+
+    since: Micros  # when the current clock started
+    clock_at: Micros  # its outcome's date
+    clock_end: Micros  # when it ended
+
+    @classmethod
+    def of(cls, columns: Sequence[Sequence[int]]) -> _Rounds:
+        """From columns in field order."""
+        return cls(*(np.array(c, dtype=np.int64) for c in columns))
 
 
 def clock_outcome(
@@ -856,18 +1044,15 @@ def clock_outcome(
     """The decided outcome of one SLA clock as of ``bound``, or None while it is still open (or exempt).
 
     Met: the clock ended as met no later than its deadline, dated when it ended. Breached: the deadline
-    passed before the clock ended (or it has not ended), dated at the deadline.
+    passed before the clock ended (or it has not ended), dated at the deadline. The rule is
+    ``inbox.sla.outcomes.clock_dates``, which the engine applies to keep the columns reports count.
     """
-    amount = policy.targets.get(target)
-    if amount is None:
+    index = clocks or Clocks()
+    at, ended = clock_dates(clock, policy.targets.get(target), policy.calendar,
+                            lambda calendar, c, amount: index.instant_at(calendar, c.segments, amount))
+    if at is None:
         return None
-    deadline = clock.breached_at or (clocks or Clocks()).instant_at(policy.calendar, clock.segments, amount)
-    ended = clock.ended_at if clock.ended else None
-    if clock.breached_at is None and clock.end == "met" and ended is not None and (
-            deadline is None or ended <= deadline):
-        return SlaOutcome(conversation_id, target, False, ended, policy.name, ended)
-    if deadline is None or deadline >= bound:
+    met = at == ended
+    if not met and at >= bound:
         return None
-    if ended is not None and ended <= deadline:
-        return None  # stopped (not met) in time: the target no longer applies
-    return SlaOutcome(conversation_id, target, True, deadline, policy.name, ended)
+    return SlaOutcome(conversation_id, target, not met, at, policy.name, ended)

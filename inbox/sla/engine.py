@@ -23,18 +23,20 @@ Rules of the clock (docs/sla-engine.md has a worked example):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import event, select
+from sqlalchemy import Table, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import col
 
 from inbox.actions import SNOOZE_TIMER, Change
-from inbox.audit import record
+from inbox.audit import batched, record
 from inbox.clock import Clock, isoformat_utc
 from inbox.events import Actor
 from inbox.ingest import IngestResult, StoredMessage
@@ -50,6 +52,7 @@ from inbox.models import (
     TimerStatus,
 )
 from inbox.sla.calendar import BusinessCalendar, add_time, is_open, next_open, time_between
+from inbox.sla.outcomes import OUTCOME_COLUMN_NAMES, outcome_columns
 from inbox.sla.policy import TARGETS, ConversationFacts, Policy, SlaSettings, match_policy
 
 Notify = Callable[[AsyncSession, str, Conversation, dict[str, Any]], Awaitable[None]]
@@ -74,6 +77,10 @@ DUE_COLUMNS: Final = {
 _RESPONSE_TARGETS: Final = ("first_response", "next_response")
 _ACTOR: Final = Actor.system("sla")
 _STATE_VERSION: Final = 1
+_TIMER_BUFFER: Final = "sla.timer_buffer"  # session.info key of the new timers ``batched_timers`` holds back
+_TIMERS: Table = Timer.__table__  # type: ignore[attr-defined]
+# What ``_settle`` sets.
+_SETTLED_COLUMNS: Final = ("sla_policy", *DUE_COLUMNS.values(), *OUTCOME_COLUMN_NAMES, "sla_state")
 
 
 async def no_notify(
@@ -358,20 +365,27 @@ class SlaEngine:
         tags = await self._tags(session, ids)
         convs = await self._lock(session, ids)
         pending = await self._pending_timers(session, ids)  # one query for the batch, not one each
-        for conv in convs:
-            assert conv.id is not None
-            state = SlaState.load(conv.sla_state)
-            policy = await self._match(session, conv, tags.get(conv.id, frozenset()))
-            for message in sorted(by_conv[conv.id], key=lambda m: (m.created_at, m.id)):
-                at = message.created_at
-                if state.closed_at is not None and conv.status != Status.RESOLVED.value:
-                    reopen(state, at)  # ingest reopened it for this message
-                if message.direction is Direction.IN:
-                    sync_pause(state, conv.status, policy, at)  # a customer message resumes
-                    on_inbound(state, at)
-                else:
-                    on_outbound(state, at)
-            await self._settle(session, conv, state, policy, now, pending.get(conv.id, []))
+        # The batch's audit events and new timers go in with one executemany each, and the changed
+        # conversations and cancelled timers with the one flush before them.
+        async with batched(session), batched_timers(session):
+            for conv in convs:
+                assert conv.id is not None
+                state = SlaState.load(conv.sla_state)
+                policy = await self._match(session, conv, tags.get(conv.id, frozenset()))
+                for message in sorted(by_conv[conv.id], key=lambda m: (m.created_at, m.id)):
+                    at = message.created_at
+                    if state.closed_at is not None and conv.status != Status.RESOLVED.value:
+                        reopen(state, at)  # ingest reopened it for this message
+                    if message.direction is Direction.IN:
+                        sync_pause(state, conv.status, policy, at)  # a customer message resumes
+                        on_inbound(state, at)
+                    else:
+                        on_outbound(state, at)
+                await self._settle(session, conv, state, policy, now, pending.get(conv.id, []))
+                # Every row then writes the same columns, so the flush sends one executemany, not one
+                # UPDATE per run of rows that changed the same ones (the rows are locked: values are current).
+                for column in _SETTLED_COLUMNS:
+                    flag_modified(conv, column)
 
     async def action_hook(self, session: AsyncSession, change: Change) -> None:
         """Apply a team action (times from the clock, as the action ran)."""
@@ -381,7 +395,7 @@ class SlaEngine:
         state = SlaState.load(conv.sla_state)
         if change.action == "replied":
             on_outbound(state, change.at)
-        policy = await self._match(session, conv)
+        policy = await self._match(session, conv, change.tags)  # tags the action read: not read again
         await self._settle(session, conv, state, policy, change.at)
 
     # --- firing --------------------------------------------------------------------------------------
@@ -398,9 +412,21 @@ class SlaEngine:
             exists = await session.scalar(select(col(Conversation.id)).where(
                 col(Conversation.id) == timer.conversation_id))
             return Outcome.BUSY if exists is not None else self._void(timer)
-        conv = locked[0]
+        return await self.fire_locked(session, locked[0], timer, now, notify=notify, worker_id=worker_id,
+                                      late=late)
+
+    async def fire_locked(
+        self, session: AsyncSession, conv: Conversation, timer: Timer, now: datetime, *,
+        notify: Notify = no_notify, worker_id: str | None = None, late: bool = False,
+        tags: frozenset[str] | None = None, pending: list[Timer] | None = None,
+    ) -> Outcome:
+        """``fire`` once the caller holds the conversation's lock; a batch passes its tags and pending timers.
+
+        ``pending`` is the conversation's pending SLA timers as loaded before this timer fired (this one
+        and any other no longer pending are left out here); without it they are queried.
+        """
         state = SlaState.load(conv.sla_state)
-        policy = await self._match(session, conv)
+        policy = await self._match(session, conv, tags)
         ctx = _Ctx(conv, state, policy)
         if timer.kind == SNOOZE_TIMER:
             outcome = await self._wake_snooze(session, ctx, timer, now)
@@ -414,13 +440,16 @@ class SlaEngine:
             timer.claimed_by = worker_id
         elif outcome is Outcome.VOID:
             self._void(timer)
-        policy = await self._match(session, conv)  # a ladder step may have raised the priority
+        policy = await self._match(session, conv, tags)  # a ladder step may have raised the priority
         # The scheduler never waits for a lock: a timer of this conversation claimed by another
         # scheduler (which cannot lock the conversation, so will not touch it) is skipped rather than
         # waited for, which could close a lock cycle. Should that leave a duplicate, the firing-time
         # checks (warned, breached, pinged, steps done) make the second one void.
         assert conv.id is not None
-        pending = (await self._pending_timers(session, [conv.id], skip_locked=True)).get(conv.id, [])
+        if pending is None:
+            pending = (await self._pending_timers(session, [conv.id], skip_locked=True)).get(conv.id, [])
+        else:
+            pending = [t for t in pending if t.status == TimerStatus.PENDING.value]
         await self._settle(session, conv, state, policy, now, pending)
         return outcome
 
@@ -554,6 +583,8 @@ class SlaEngine:
             conv.sla_policy = name
         for target, column in DUE_COLUMNS.items():
             setattr(conv, column, self._deadline(state, policy, target))
+        for column, value in outcome_columns(state, policy).items():  # what reports count
+            setattr(conv, column, value)
         conv.sla_state = state.dump()
         await self._replan(session, conv, state, policy, now, pending)
 
@@ -617,9 +648,14 @@ class SlaEngine:
                 del wanted[key]
             else:
                 timer.status = TimerStatus.CANCELLED.value
+        held: list[dict[str, Any]] | None = session.info.get(_TIMER_BUFFER)
         for (kind, _name, _step), want in wanted.items():
-            session.add(Timer(kind=kind, conversation_id=conv.id, data=want.data, due_at=want.due,
-                              created_at=now))
+            row: dict[str, Any] = {"kind": kind, "conversation_id": conv.id, "data": want.data,
+                                   "due_at": want.due, "created_at": now}
+            if held is not None:
+                held.append(row)
+            else:
+                session.add(Timer(**row))
         if wanted:
             self._wake_after_commit(session)
 
@@ -703,6 +739,26 @@ class SlaEngine:
             .execution_options(populate_existing=True)
         )
         return list((await session.execute(query)).scalars().all())
+
+
+@asynccontextmanager
+async def batched_timers(session: AsyncSession) -> AsyncIterator[None]:
+    """Within the block, the SLA timers ``_replan`` makes are inserted with one executemany at its end.
+
+    Added to the session one by one, each would be its own INSERT on SQLite (the ORM reads every new
+    id back). Nothing is written when the block raises; nested blocks join the outer one.
+    """
+    if session.info.get(_TIMER_BUFFER) is not None:
+        yield
+        return
+    rows: list[dict[str, Any]] = []
+    session.info[_TIMER_BUFFER] = rows
+    try:
+        yield
+    finally:
+        session.info.pop(_TIMER_BUFFER, None)
+    if rows:
+        await session.execute(insert(_TIMERS), rows)
 
 
 def _can_ping(policy: Policy, now: datetime, *, urgent: bool) -> bool:

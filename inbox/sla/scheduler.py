@@ -7,8 +7,11 @@ timer fires exactly once, even with several schedulers, and one that came due wh
 fires once at the next pass, marked ``late``. The ``firing`` status and the lease columns are not
 needed by this design (nothing is held between transactions); they stay for other timer users.
 
-Each timer fires inside a SAVEPOINT: one that raises (a broken notifier) is retried later with a
-backoff and cancelled after a few attempts, instead of rolling back and blocking the whole batch.
+The claimed batch fires as a batch (``inbox.sla.batch_fire``: a few statements for the whole batch, the
+notices handed to the notifier at once) inside a SAVEPOINT. A timer that raises is rolled back with it,
+set aside and the others fire again as a batch; any other failure falls back to one SAVEPOINT per timer.
+Either way a timer that raises (a broken notifier) is retried later with a backoff and cancelled after a
+few attempts, instead of blocking the others.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -27,6 +30,7 @@ from inbox.clock import Clock, isoformat_utc
 from inbox.db import Database
 from inbox.events import Actor
 from inbox.models import Timer, TimerStatus
+from inbox.sla.batch_fire import NotifyMany, TimerFailed, fire_batch, notify_many_of
 from inbox.sla.engine import Notify, Outcome, SlaEngine, no_notify
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,9 @@ DEFAULT_GRACE: Final = timedelta(seconds=60)
 # an action holds their conversation): long enough not to spin, short next to any SLA.
 BUSY_RETRY: Final = 0.05
 _ACTOR: Final = Actor.system("scheduler")
+# Batch attempts per pass: each failing timer is set aside and the rest tried again as a batch; past
+# this many, the rest fire one by one.
+BATCH_ATTEMPTS: Final = 3
 
 
 class SlaScheduler:
@@ -43,14 +50,17 @@ class SlaScheduler:
 
     def __init__(
         self, db: Database, clock: Clock, engine: SlaEngine, worker_id: str = "scheduler", *,
-        notify: Notify = no_notify, batch_size: int = 100, grace: timedelta = DEFAULT_GRACE,
+        notify: Notify = no_notify, batch_size: int = 250, grace: timedelta = DEFAULT_GRACE,
         poll_interval: float = 30.0, retry_delay: timedelta = timedelta(minutes=1), max_errors: int = 5,
+        notify_many: NotifyMany | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.engine = engine
         self.worker_id = worker_id
         self.notify = notify
+        # The batch form of notify; None: derived from ``notify`` at each pass (see notify_many_of).
+        self.notify_many = notify_many
         self.batch_size = batch_size
         self.grace = grace
         # Timers made by other processes cannot set our wake event; look again at least this often.
@@ -63,7 +73,6 @@ class SlaScheduler:
     async def run_once(self) -> int:
         """Claim and fire one batch of due timers in one transaction; return how many were settled."""
         now = self.clock.now()
-        settled = busy = 0
         async with self.db.transaction() as session:
             query = (
                 select(Timer)
@@ -76,16 +85,51 @@ class SlaScheduler:
             if self.db.is_postgres:
                 query = query.with_for_update(skip_locked=True)
             timers = list((await session.execute(query)).scalars().all())
-            for timer in timers:
-                if timer.status != TimerStatus.PENDING.value:
-                    continue  # replanned away by an earlier timer of the same conversation in this batch
-                outcome = await self._fire(session, timer, now, timers)
-                if outcome is Outcome.BUSY:
-                    busy += 1
-                else:
-                    settled += 1
+            outcomes = await self._fire_claimed(session, timers, now) if timers else []
+        busy = outcomes.count(Outcome.BUSY)
         self.last_claimed, self.last_busy = len(timers), busy
-        return settled
+        return len(outcomes) - outcomes.count(None) - busy
+
+    async def _fire_claimed(
+        self, session: AsyncSession, timers: list[Timer], now: datetime
+    ) -> list[Outcome | None]:
+        """Fire the claimed timers as a batch, inside a SAVEPOINT; an outcome per timer (None: skipped).
+
+        A timer that raises is rolled back with its batch, counted as failed (retried later) and the
+        others go again as a batch; any other failure, or a third attempt, falls back to one SAVEPOINT
+        per timer.
+        """
+        notify_many = self.notify_many or notify_many_of(self.notify)
+        done: dict[int, Outcome | None] = {}
+        todo = list(timers)
+        for _attempt in range(BATCH_ATTEMPTS):
+            if not todo:
+                break
+            try:
+                async with session.begin_nested():
+                    outcomes = await fire_batch(self.engine, session, todo, now, notify=self.notify,
+                                                notify_many=notify_many, worker_id=self.worker_id,
+                                                grace=self.grace)
+            except TimerFailed as failed:
+                log.error("scheduler %s: %s", self.worker_id, failed, exc_info=failed.__cause__)
+                await _reload(session, timers)
+                await self._failed(session, failed.timer, now)
+                done[id(failed.timer)] = Outcome.VOID
+                todo = [t for t in todo if t is not failed.timer]
+                continue
+            except Exception:
+                log.exception("scheduler %s: a batch of %d timers failed; firing them one by one",
+                              self.worker_id, len(todo))
+                await _reload(session, timers)
+                break
+            done.update(zip(map(id, todo), outcomes, strict=True))
+            todo = []
+        for timer in todo:  # the fallback: each in its own SAVEPOINT, so one cannot block the others
+            if timer.status != TimerStatus.PENDING.value:
+                done[id(timer)] = None  # replanned away by an earlier timer of the same conversation
+            else:
+                done[id(timer)] = await self._fire(session, timer, now, timers)
+        return [done[id(t)] for t in timers]
 
     async def _fire(self, session: AsyncSession, timer: Timer, now: datetime, batch: list[Timer]) -> Outcome:
         late = now - timer.due_at > self.grace
@@ -95,9 +139,7 @@ class SlaScheduler:
                                               worker_id=self.worker_id, late=late)
         except Exception:
             log.exception("scheduler %s: timer #%s (%s) failed", self.worker_id, timer.id, timer.kind)
-            # The rolled-back savepoint expired what it touched; reload before anything reads it.
-            for row in batch:
-                await session.refresh(row)
+            await _reload(session, batch)
             await self._failed(session, timer, now)
             return Outcome.VOID
 
@@ -156,6 +198,14 @@ class SlaScheduler:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def _reload(session: AsyncSession, timers: list[Timer]) -> None:
+    """A rolled-back savepoint expired what it touched: reload the claimed timers (one query) before
+    anything reads them."""
+    ids = [inspect(t).identity[0] for t in timers]  # reading ``t.id`` of an expired row would load it
+    query = select(Timer).where(col(Timer.id).in_(ids))
+    await session.execute(query.execution_options(populate_existing=True))
 
 
 async def _real_pause(seconds: float, stop: asyncio.Event) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:39:26.636519+00:00
+Create Date: 2026-12-05 01:44:24.971166+00:00
 """
 
 from collections.abc import Sequence
@@ -120,9 +120,26 @@ def upgrade() -> None:
         sa.Column("first_response_due_at", inbox.db_types.UTCDateTime(), nullable=True),
         sa.Column("next_response_due_at", inbox.db_types.UTCDateTime(), nullable=True),
         sa.Column("resolution_due_at", inbox.db_types.UTCDateTime(), nullable=True),
+        sa.Column("queue_rank", sa.Integer(), sa.Computed("-priority_rank", persisted=True), nullable=False),
+        sa.Column(
+            "queue_due_at",
+            inbox.db_types.UTCDateTime(),
+            sa.Computed(
+                "coalesce(next_response_due_at, first_response_due_at, resolution_due_at, '9999-12-31 00:00:00+00')",  # noqa: E501
+                persisted=True,
+            ),
+            nullable=False,
+        ),
         sa.Column("first_response_at", inbox.db_types.UTCDateTime(), nullable=True),
         sa.Column("breached", sa.JSON(), nullable=False),
         sa.Column("sla_state", sa.JSON(), nullable=True),
+        sa.Column("first_response_outcome_at", inbox.db_types.UTCDateTime(), nullable=True),
+        sa.Column("first_response_ended_at", inbox.db_types.UTCDateTime(), nullable=True),
+        sa.Column("next_response_outcome_at", inbox.db_types.UTCDateTime(), nullable=True),
+        sa.Column("next_response_ended_at", inbox.db_types.UTCDateTime(), nullable=True),
+        sa.Column("next_response_started_at", inbox.db_types.UTCDateTime(), nullable=True),
+        sa.Column("resolution_outcome_at", inbox.db_types.UTCDateTime(), nullable=True),
+        sa.Column("resolution_ended_at", inbox.db_types.UTCDateTime(), nullable=True),
         sa.Column("snoozed_until", inbox.db_types.UTCDateTime(), nullable=True),
         sa.Column("last_inbound_at", inbox.db_types.UTCDateTime(), nullable=True),
         sa.Column("last_outbound_at", inbox.db_types.UTCDateTime(), nullable=True),
@@ -143,10 +160,25 @@ def upgrade() -> None:
     op.create_index(
         "ix_conversations_contact", "conversations", ["channel_id", "contact_id", "kind"], unique=False
     )
-    op.create_index("ix_conversations_created", "conversations", ["created_at"], unique=False)
+    op.create_index(
+        "ix_conversations_created", "conversations", ["created_at", "channel_id", "kind"], unique=False
+    )
     op.create_index("ix_conversations_first_response", "conversations", ["first_response_at"], unique=False)
     op.create_index(
-        "ix_conversations_queue", "conversations", ["status", "priority_rank", "created_at"], unique=False
+        "ix_conversations_queue",
+        "conversations",
+        ["queue_rank", "queue_due_at", "created_at", "id"],
+        unique=False,
+        sqlite_where=sa.text("status != 'resolved'"),
+        postgresql_where=sa.text("status != 'resolved'"),
+    )
+    op.create_index(
+        "ix_conversations_queue_channel",
+        "conversations",
+        ["channel_id", "queue_rank", "queue_due_at", "created_at", "id"],
+        unique=False,
+        sqlite_where=sa.text("status != 'resolved'"),
+        postgresql_where=sa.text("status != 'resolved'"),
     )
     op.create_index("ix_conversations_resolved", "conversations", ["resolved_at"], unique=False)
     op.create_index("ix_conversations_thread", "conversations", ["channel_id", "thread_key"], unique=False)
@@ -233,7 +265,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("channel_id", "external_id", name="uq_messages_channel_ext"),
     )
     op.create_index("ix_messages_conversation", "messages", ["conversation_id", "created_at"], unique=False)
-    op.create_index("ix_messages_created", "messages", ["created_at"], unique=False)
+    op.create_index(
+        "ix_messages_created",
+        "messages",
+        ["created_at", "channel_id", "direction", "member_id"],
+        unique=False,
+    )
     op.create_table(
         "timers",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -319,7 +356,18 @@ def downgrade() -> None:
     op.drop_table("console_refs")
     op.drop_index("ix_conversations_thread", table_name="conversations")
     op.drop_index("ix_conversations_resolved", table_name="conversations")
-    op.drop_index("ix_conversations_queue", table_name="conversations")
+    op.drop_index(
+        "ix_conversations_queue_channel",
+        table_name="conversations",
+        sqlite_where=sa.text("status != 'resolved'"),
+        postgresql_where=sa.text("status != 'resolved'"),
+    )
+    op.drop_index(
+        "ix_conversations_queue",
+        table_name="conversations",
+        sqlite_where=sa.text("status != 'resolved'"),
+        postgresql_where=sa.text("status != 'resolved'"),
+    )
     op.drop_index("ix_conversations_first_response", table_name="conversations")
     op.drop_index("ix_conversations_created", table_name="conversations")
     op.drop_index("ix_conversations_contact", table_name="conversations")

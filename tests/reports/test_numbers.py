@@ -6,15 +6,19 @@ Percentiles interpolate linearly: with n sorted values, the p-th sits at (n - 1)
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, update
 
 from inbox.clock import FakeClock
 from inbox.db import Database
+from inbox.models import Conversation
 from inbox.reports.numbers import UNASSIGNED, Report, clock_outcome, compute_report
 from inbox.reports.period import parse_week
-from inbox.sla.engine import TargetClock
+from inbox.sla.engine import SlaState, TargetClock
+from inbox.sla.outcomes import outcome_columns
 from inbox.sla.policy import SlaSettings
 from tests.reports import scenario
 from tests.reports.scenario import local
@@ -198,3 +202,37 @@ def test_clock_outcome_rules() -> None:
     stopped.finish("stopped", start + timedelta(minutes=10))  # resolved without reply, in time
     assert clock_outcome(1, "first_response", stopped, policy, bound) is None
     assert clock_outcome(1, "resolution", running, policy, bound) is None  # the policy has no such target
+
+
+async def test_the_engine_keeps_each_clock_outcome_in_columns(db: Database) -> None:
+    clock = FakeClock(local("2026-11-01 00:00"))
+    conf, ids = await scenario.build(db, clock)
+    policies = {p.name: p for p in conf.sla.compile()}
+    async with db.sessions() as session:
+        convs = {c.id: c for c in (await session.execute(select(Conversation))).scalars()}
+    for conv in convs.values():
+        policy = policies.get(conv.sla_policy) if conv.sla_policy else None
+        expected = outcome_columns(SlaState.load(conv.sla_state), policy)
+        assert {name: getattr(conv, name) for name in expected} == expected
+    c1, c2, c5 = convs[ids["C1"]], convs[ids["C2"]], convs[ids["C5"]]
+    # C1 answered at 09:20, in time: met, dated when met.
+    assert c1.first_response_outcome_at == c1.first_response_ended_at == local("2026-11-16 09:20")
+    # C2 was due Tue 09:30 (Mon 16:30-17:00 + Tue 09:00-09:30) and answered at 09:45: breached at 09:30.
+    assert (c2.first_response_outcome_at, c2.first_response_ended_at) == (local("2026-11-17 09:30"),
+                                                                          local("2026-11-17 09:45"))
+    # C2's follow-up at Tue 10:00 was answered at 10:30; C5 (Sat) still waits: due Mon 23 10:00.
+    assert c2.next_response_started_at == local("2026-11-17 10:00")
+    assert (c5.first_response_outcome_at, c5.first_response_ended_at) == (local("2026-11-23 10:00"), None)
+
+
+async def test_a_report_reads_beside_a_writer(db: Database) -> None:
+    clock = FakeClock(local("2026-11-01 00:00"))
+    conf, ids = await scenario.build(db, clock)
+    async with db.reading() as reader:
+        await reader.execute(select(Conversation.id))  # the read transaction has begun
+        # A writer meanwhile neither waits for the report (SQLite's busy timeout is 30 s) nor fails.
+        async with asyncio.timeout(5), db.transaction() as writer:
+            await writer.execute(update(Conversation).where(Conversation.id == ids["C5"]).values(subject="x"))
+        report = await compute_report(db, conf.sla.compile(), parse_week(scenario.WEEK, scenario.TZ),
+                                      clock.now(), previous=False)
+    assert report.new == 7

@@ -97,6 +97,20 @@ def test_split_prefers_line_breaks_then_spaces_and_never_cuts_an_escape() -> Non
     assert split_message(link, 2000)[1] == "<https://example.com/long/path>"
 
 
+def test_a_link_that_fits_in_no_message_is_split_as_plain_text() -> None:
+    url = "https://example.org/a_b*c@everyone(x)/" + "z" * 4500
+    text = escape(f"see {url} thanks and https://example.com/short")
+    parts = split_message(text)
+    assert len(parts) >= 3 and all(len(p) <= MAX_LENGTH for p in parts)
+    shown = f"see {url} thanks and https://example.com/short"
+    assert re.sub(r"\s", "", displayed("".join(parts))) == re.sub(r"\s", "", shown)  # cut at spaces, or hard
+    # No piece of it is a link to a wrong address, nor a bracket left open; the short link stays one.
+    assert not any(re.search(r"(?<!\\)<|https?://example\.org", p) for p in parts[:-1])
+    assert "\\@everyone" in parts[1] and parts[-1].endswith("<https://example.com/short>")
+    fitting = escape("x" * 1000 + " https://example.org/" + "y" * 1900)
+    assert split_message(fitting)[1].startswith("<https://example.org/yy")  # still fits: still a link
+
+
 def test_a_split_code_block_is_closed_and_reopened() -> None:
     text = "```\n" + "\n".join(f"print({i})" for i in range(400)) + "\n```"
     parts = split_message(text)

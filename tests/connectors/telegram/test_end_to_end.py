@@ -15,7 +15,9 @@ from connectors.telegram.emulator import EmuUser, FloodLimits
 from inbox.clock import FakeClock
 from inbox.commands import REFUSED_EVENT
 from inbox.db import Database
-from inbox.models import Channel, ConsoleRef, Conversation, DeliveryStatus, Event, Status
+from inbox.models import Channel, ConsoleRef, Conversation, Delivery, DeliveryStatus, Event, Status
+from inbox.notify import Notifier
+from inbox.outbox import Dispatcher
 from tests.connectors.telegram.harness import Rig, running_rig
 
 NASTY = "Hi <b>team</b> & co: *_[]()~`>#+-=|{}.! @everyone &amp; 😀 café"
@@ -231,6 +233,45 @@ async def test_the_emulators_flood_limits_are_honoured_for_team_cards(db: Databa
         clock.advance(1)
         assert await rig.dispatch() == 1
         assert len(rig.emu.sent(rig.team)) == 2
+
+
+async def send_all(rig: Rig, dispatcher: Dispatcher) -> None:
+    """Run the outbox until nothing is pending, moving the fake clock to each next due time."""
+    for _ in range(100):
+        await dispatcher.run_once()
+        pending = [d for d in await rig.rows(Delivery) if d.status == DeliveryStatus.PENDING]
+        if not pending:
+            return
+        rig.clock.set(max(rig.clock.now(), min(d.next_attempt_at for d in pending)))
+    raise AssertionError("the outbox did not empty")
+
+
+def too_many_requests(rig: Rig) -> int:
+    """How many 429 answers the emulator gave."""
+    return sum(1 for r in rig.emu.requests if r.status == 429)
+
+
+async def test_a_burst_of_team_notices_is_paced_so_telegram_answers_no_429(
+    db: Database, clock: FakeClock
+) -> None:
+    async with running_rig(db, clock, flood_limits=FloodLimits()) as rig:  # Telegram's limits, all on
+        assert rig.connector.team_sender is not None
+        unpaced = Dispatcher(db, clock, {"team:ops": rig.connector.team_sender}, worker_id="unpaced")
+        team_senders = Notifier(db, clock, rig.settings).senders({"tg": rig.connector.team_sender})
+        paced = Dispatcher(db, clock, team_senders, worker_id="paced")
+        for phase, dispatcher in (("unpaced", unpaced), ("paced", paced)):
+            for n in range(8):  # eight customers at once: eight cards due together
+                rig.emu.user_dm(rig.emu.user(f"{phase}{n}"), "help")
+            await rig.settle()
+            before, sent_before = too_many_requests(rig), len(rig.emu.sent(rig.team))
+            await send_all(rig, dispatcher)
+            assert len(rig.emu.sent(rig.team)) == sent_before + 8  # every card went, none twice
+            refused = too_many_requests(rig) - before
+            # Without pacing Telegram refuses part of the burst (the outbox waits and retries); paced, none.
+            assert refused > 0 if phase == "unpaced" else refused == 0, (phase, refused)
+            clock.advance(120)  # both the platform's and the budget's windows are over
+        times = [m.message["date"] for m in rig.emu.sent(rig.team)[8:]]  # the paced phase, in seconds
+        assert times[-1] - times[0] >= 5  # three at once (Telegram's short burst), then one a second
 
 
 async def test_a_long_reply_is_split_at_4096(db: Database, clock: FakeClock) -> None:

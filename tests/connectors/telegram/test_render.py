@@ -357,3 +357,9 @@ def test_the_consoles_own_labels_follow_the_chat_language() -> None:
     rendered = render(notice, topics=True)
     assert rendered.buttons[-1].label == "Buka utas"
     assert shown(rendered).startswith("🆕 Percakapan baru")
+
+
+def test_a_digest_title_names_its_minutes_without_repeating_the_date() -> None:
+    digest = Digest(start=AT, end=AT + timedelta(minutes=1), counts=(("new", 3),), more=0, items=())
+    text = shown(render(digest))
+    assert text.startswith("📋 Digest 16:00-16:01 UTC: 3 new conversation(s)"), text
