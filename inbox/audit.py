@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Final
 
@@ -11,6 +10,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.events import Actor
+from inbox.held_rows import held, holding
 from inbox.models import Event
 
 _BUFFER: Final = "audit.buffer"  # session.info key of the rows ``batched`` holds back
@@ -44,28 +44,18 @@ async def record(
 ) -> None:
     """Insert one audit event in the caller's transaction (held back until the end of ``batched``)."""
     row = event_row(actor, type_, when, conversation_id, **data)
-    buffer: list[dict[str, Any]] | None = session.info.get(_BUFFER)
+    buffer = held(session, _BUFFER)
     if buffer is not None:
         buffer.append(row)
         return
     await session.execute(insert(Event).values(row))
 
 
-@asynccontextmanager
-async def batched(session: AsyncSession) -> AsyncIterator[None]:
+def batched(session: AsyncSession) -> AbstractAsyncContextManager[None]:
     """Within the block, ``record`` collects the events; they are inserted with one executemany at its end.
 
     Nothing is written when the block raises. For batch work that records many events: one statement
     instead of one per event. Nested blocks join the outer one.
     """
-    if session.info.get(_BUFFER) is not None:
-        yield
-        return
-    rows: list[dict[str, Any]] = []
-    session.info[_BUFFER] = rows
-    try:
-        yield
-    finally:
-        session.info.pop(_BUFFER, None)
-    if rows:  # render_nulls: one statement even when some rows have no conversation
-        await session.execute(insert(Event).execution_options(render_nulls=True), rows)
+    # render_nulls: one statement even when some rows have no conversation
+    return holding(session, _BUFFER, insert(Event).execution_options(render_nulls=True))

@@ -122,12 +122,12 @@ from connectors.discord.emulator_world import (
     Pings,
     Role,
     Snowflakes,
-    SystemWallClock,
     User,
     WallClock,
     compute_pings,
     iso,
 )
+from inbox.clock import SystemClock
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -204,7 +204,7 @@ class DiscordEmulator:
         self.message_rate_limit = message_rate_limit
         self.default_rate_limit = default_rate_limit
         self.interaction_deadline = interaction_deadline
-        self.clock: WallClock = clock or SystemWallClock()
+        self.clock: WallClock = clock or SystemClock()
         self.snowflakes = Snowflakes(self.clock)
         self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
 

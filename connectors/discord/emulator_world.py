@@ -9,7 +9,6 @@ does.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,14 +51,6 @@ class WallClock(Protocol):
     def now(self) -> datetime:
         """Return the current instant, timezone-aware."""
         ...
-
-
-class SystemWallClock:
-    """The host's wall clock, for when nobody injects one."""
-
-    def now(self) -> datetime:
-        """Return the current instant in UTC."""
-        return datetime.fromtimestamp(time.time(), UTC)
 
 
 def iso(instant: datetime) -> str:

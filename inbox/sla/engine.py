@@ -23,8 +23,8 @@ Rules of the clock (docs/sla-engine.md has a worked example):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -39,6 +39,7 @@ from inbox.actions import SNOOZE_TIMER, Change
 from inbox.audit import batched, record
 from inbox.clock import Clock, isoformat_utc
 from inbox.events import Actor
+from inbox.held_rows import held, holding
 from inbox.ingest import IngestResult, StoredMessage
 from inbox.models import (
     PRIORITY_RANK,
@@ -648,12 +649,12 @@ class SlaEngine:
                 del wanted[key]
             else:
                 timer.status = TimerStatus.CANCELLED.value
-        held: list[dict[str, Any]] | None = session.info.get(_TIMER_BUFFER)
+        waiting = held(session, _TIMER_BUFFER)
         for (kind, _name, _step), want in wanted.items():
             row: dict[str, Any] = {"kind": kind, "conversation_id": conv.id, "data": want.data,
                                    "due_at": want.due, "created_at": now}
-            if held is not None:
-                held.append(row)
+            if waiting is not None:
+                waiting.append(row)
             else:
                 session.add(Timer(**row))
         if wanted:
@@ -741,24 +742,13 @@ class SlaEngine:
         return list((await session.execute(query)).scalars().all())
 
 
-@asynccontextmanager
-async def batched_timers(session: AsyncSession) -> AsyncIterator[None]:
+def batched_timers(session: AsyncSession) -> AbstractAsyncContextManager[None]:
     """Within the block, the SLA timers ``_replan`` makes are inserted with one executemany at its end.
 
     Added to the session one by one, each would be its own INSERT on SQLite (the ORM reads every new
     id back). Nothing is written when the block raises; nested blocks join the outer one.
     """
-    if session.info.get(_TIMER_BUFFER) is not None:
-        yield
-        return
-    rows: list[dict[str, Any]] = []
-    session.info[_TIMER_BUFFER] = rows
-    try:
-        yield
-    finally:
-        session.info.pop(_TIMER_BUFFER, None)
-    if rows:
-        await session.execute(insert(_TIMERS), rows)
+    return holding(session, _TIMER_BUFFER, insert(_TIMERS))
 
 
 def _can_ping(policy: Policy, now: datetime, *, urgent: bool) -> bool:

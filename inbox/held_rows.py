@@ -1,0 +1,35 @@
+"""Rows held back in a session and inserted with one executemany: batch work's one statement per table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
+
+
+def held(session: AsyncSession, key: str) -> list[dict[str, Any]] | None:
+    """The rows ``holding(session, key, …)`` collects now, or None outside such a block."""
+    rows: list[dict[str, Any]] | None = session.info.get(key)
+    return rows
+
+
+@asynccontextmanager
+async def holding(session: AsyncSession, key: str, statement: Insert) -> AsyncIterator[None]:
+    """Collect rows under ``key`` of ``session.info``; insert them with ``statement`` at the block's end.
+
+    Nothing is written when the block raises; nested blocks join the outer one.
+    """
+    if held(session, key) is not None:
+        yield
+        return
+    rows: list[dict[str, Any]] = []
+    session.info[key] = rows
+    try:
+        yield
+    finally:
+        session.info.pop(key, None)
+    if rows:
+        await session.execute(statement, rows)
