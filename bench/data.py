@@ -318,10 +318,17 @@ class History:
             self._event(rows, cid, "system:sla", "sla.policy", t0, policy=policy.name, previous=None)
         resolving = rng.random() < plan.resolved_share
 
+        asked: datetime | None = None  # the first customer message since the last reply (inbox.follow_ups)
+
         def message(direction: str, at: datetime) -> None:
-            nonlocal first_out, last_in, last_out
+            nonlocal first_out, last_in, last_out, asked
             self._breach_until(rows, cid, state, policy, breached, at)
             mid = self.ids.take("messages")
+            follow_up = asked if direction == "out" and last_out is not None else None
+            if direction == "out":
+                asked = None
+            elif asked is None:
+                asked = at
             member = (assignee or self.world.members[0]) if direction == "out" else None
             rows["messages"].append(
                 {
@@ -335,6 +342,7 @@ class History:
                     "text": rng.choice(self.pool),
                     "attachments": [],
                     "created_at": at,
+                    "follow_up_at": follow_up,
                 }
             )
             self._event(

@@ -24,6 +24,7 @@ from inbox.clock import Clock, isoformat_utc
 from inbox.db import Database
 from inbox.errors import ConversationNotFound, InvalidAction, UnknownMember
 from inbox.events import Actor
+from inbox.follow_ups import keep_follow_ups
 from inbox.models import (
     PRIORITY_RANK,
     Channel,
@@ -191,6 +192,7 @@ class Actions:
             )
             session.add(message)
             await session.flush()
+            await keep_follow_ups(session, [(conv.id, now)])
             await self._queue_reply(session, conv, message, now, channel, recipient, reply_to)
             if conv.first_response_at is None:
                 conv.first_response_at = now

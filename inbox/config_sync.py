@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from inbox.clock import Clock
 from inbox.db import Database
 from inbox.models import Channel, Member
 from inbox.settings import ChannelSettings, MemberSettings, Settings
+
+# Advisory-lock namespace of the sync (ingest uses 0x5A1, notification budgets 0x5A2).
+_LOCK_NAMESPACE = 0x5A3
 
 
 async def sync_config(db: Database, settings: Settings, clock: Clock) -> None:
@@ -20,6 +25,7 @@ async def sync_channels(db: Database, channels: list[ChannelSettings], clock: Cl
     """Create or update a row per configured channel (secrets are never stored)."""
     now = clock.now()
     async with db.transaction() as session:
+        await _one_sync_at_a_time(db, session)
         existing = {c.name: c for c in (await session.execute(select(Channel))).scalars()}
         for conf in channels:
             options = {k: v for k, v in conf.options().items()}
@@ -35,6 +41,7 @@ async def sync_channels(db: Database, channels: list[ChannelSettings], clock: Cl
 async def sync_members(db: Database, members: list[MemberSettings]) -> None:
     """Create or update a row per configured member; deactivate the others."""
     async with db.transaction() as session:
+        await _one_sync_at_a_time(db, session)
         existing = {m.name: m for m in (await session.execute(select(Member))).scalars()}
         for conf in members:
             row = existing.pop(conf.name, None)
@@ -52,3 +59,14 @@ async def sync_members(db: Database, members: list[MemberSettings]) -> None:
                 row.platform_ids, row.active = conf.platform_ids(), True
         for row in existing.values():
             row.active = False
+
+
+async def _one_sync_at_a_time(db: Database, session: AsyncSession) -> None:
+    """Wait until no other process is syncing, and keep them waiting until this transaction ends.
+
+    Every process syncs at start (``inbox run``, each CLI command): two that start together on an
+    empty PostgreSQL database would both read no rows, both insert the same names, and the second
+    would crash on the unique index. SQLite needs nothing: its writers already queue (BEGIN IMMEDIATE).
+    """
+    if db.is_postgres:
+        await session.execute(text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": _LOCK_NAMESPACE})

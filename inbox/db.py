@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READ_ONLY = "inbox_read_only"  # execution option: this connection's transactions only read
+_NO_BEGIN = "inbox_no_begin"  # execution option (SQLite): no transaction, each statement stands alone
 
 
 class DatabaseError(RuntimeError):
@@ -62,10 +63,25 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # A rollback is a round trip to aiosqlite's thread, and SQLAlchemy makes two when a session ends (the
+    # session's, then the pool's on return). sqlite3's rollback() does nothing outside a transaction, so
+    # ask first: the answer is read from the connection without the round trip.
+    dialect = engine.sync_engine.dialect
+    rollback = dialect.do_rollback
+
+    def _rollback_if_open(dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.in_transaction:
+            rollback(dbapi_connection)
+
+    dialect.do_rollback = _rollback_if_open  # type: ignore[method-assign]
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        options = conn.get_execution_options()
+        if options.get(_NO_BEGIN):
+            return  # the driver is in autocommit mode (see _on_connect): a lone read is atomic by itself
         # A reader takes no write lock: in WAL mode it then runs beside the writer and other readers.
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if options.get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def is_postgres(engine: AsyncEngine) -> bool:
@@ -102,6 +118,16 @@ class Database:
         """A session that only reads (reports): on SQLite it neither waits for nor blocks the writer."""
         async with self.sessions() as session:
             await session.connection(execution_options={_READ_ONLY: True})
+            yield session
+
+    @asynccontextmanager
+    async def lone_reads(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements are reads that each stand alone: no transaction is opened around
+        them (each sees the latest commit), so a single lookup costs no BEGIN statement on SQLite, and
+        no BEGIN and ROLLBACK round trips on PostgreSQL. Never write through it."""
+        async with self.sessions() as session:
+            options = {"isolation_level": "AUTOCOMMIT"} if self.is_postgres else {_NO_BEGIN: True}
+            await session.connection(execution_options=options)
             yield session
 
     async def dispose(self) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
+from inbox.db_bulk import DriverStatement
+
 
 def held(session: AsyncSession, key: str) -> list[dict[str, Any]] | None:
     """The rows ``holding(session, key, …)`` collects now, or None outside such a block."""
@@ -17,8 +19,11 @@ def held(session: AsyncSession, key: str) -> list[dict[str, Any]] | None:
 
 
 @asynccontextmanager
-async def holding(session: AsyncSession, key: str, statement: Insert) -> AsyncIterator[None]:
-    """Collect rows under ``key`` of ``session.info``; insert them with ``statement`` at the block's end.
+async def holding(
+    session: AsyncSession, key: str, statement: Insert | DriverStatement
+) -> AsyncIterator[None]:
+    """Collect rows under ``key`` of ``session.info``; insert them with ``statement`` at the block's end
+    (an ``inbox.db_bulk`` statement binds them through the driver).
 
     Nothing is written when the block raises; nested blocks join the outer one.
     """
@@ -31,5 +36,9 @@ async def holding(session: AsyncSession, key: str, statement: Insert) -> AsyncIt
         yield
     finally:
         session.info.pop(key, None)
-    if rows:
+    if not rows:
+        return
+    if isinstance(statement, DriverStatement):
+        await statement.execute_many(session, rows)
+    else:
         await session.execute(statement, rows)

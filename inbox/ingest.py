@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, bindparam, func, insert, literal, null, text, union_all, update
+from sqlalchemy import Table, bindparam, func, literal, null, text, union_all, update
 from sqlalchemy import select as sa_select  # more columns than sqlmodel.select types
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -21,9 +21,10 @@ from sqlmodel import col, select
 from inbox.audit import event_row
 from inbox.clock import Clock
 from inbox.db import Database
-from inbox.db_types import UTCDateTime
+from inbox.db_bulk import BulkInsert, DriverStatement
 from inbox.errors import UnknownChannel, UnknownMember
 from inbox.events import Actor, Attachment, Author, Batch, Inbound
+from inbox.follow_ups import keep_follow_ups
 from inbox.models import (
     Channel,
     Contact,
@@ -41,40 +42,101 @@ from inbox.textsafe import storable
 _LOCK_NAMESPACE = 0x5A1
 _SOURCE = Actor.system("ingest")
 _CHUNK = 500  # values per IN list: far below every driver's limit on bound parameters
-# Rows are written through the tables (Core), not the ORM: plain executemany, no per-row ORM work.
+# Rows are written through the tables (Core), not the ORM; the many rows of a batch go straight to the
+# driver (inbox.db_bulk): plain executemany of converted tuples, no per-row SQLAlchemy work.
 _CHANNELS: Table = Channel.__table__  # type: ignore[attr-defined]
 _CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]
 _CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
 _MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
 _EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
-# What threading reads of a stored conversation (the order of _Conv's first fields).
-_CONV_COLUMNS = (
-    col(Conversation.id),
-    col(Conversation.kind),
-    col(Conversation.contact_id),
-    col(Conversation.thread_key),
-    col(Conversation.status),
-    col(Conversation.resolved_at),
-)
 # The batch's message times on a stored conversation: one statement shape for every row, so one
 # executemany. A NULL keeps what is stored (this batch had no message of that kind); first_response_at
 # is only ever filled. Columns the batch did not change are not written over.
-_TOUCH = (
-    update(_CONVERSATIONS)
-    .where(_CONVERSATIONS.c.id == bindparam("row_id"))
-    .values(
-        last_inbound_at=func.coalesce(
-            bindparam("last_in", type_=UTCDateTime), _CONVERSATIONS.c.last_inbound_at
-        ),
-        last_outbound_at=func.coalesce(
-            bindparam("last_out", type_=UTCDateTime), _CONVERSATIONS.c.last_outbound_at
-        ),
-        first_response_at=func.coalesce(
-            _CONVERSATIONS.c.first_response_at, bindparam("first_out", type_=UTCDateTime)
-        ),
-        updated_at=bindparam("touched_at", type_=UTCDateTime),
+_TOUCH = DriverStatement(
+    "UPDATE conversations SET last_inbound_at = coalesce(:last_in, last_inbound_at),"
+    " last_outbound_at = coalesce(:last_out, last_outbound_at),"
+    " first_response_at = coalesce(first_response_at, :first_out), updated_at = :touched_at"
+    " WHERE id = :row_id",
+    {
+        "last_in": _CONVERSATIONS.c.last_inbound_at.type,
+        "last_out": _CONVERSATIONS.c.last_outbound_at.type,
+        "first_out": _CONVERSATIONS.c.first_response_at.type,
+        "touched_at": _CONVERSATIONS.c.updated_at.type,
+    },
+)
+_INSERT_CONTACTS = BulkInsert(
+    _CONTACTS, ("id", "channel_id", "external_id", "handle", "name", "created_at", "updated_at")
+)
+_INSERT_CONVERSATIONS = BulkInsert(
+    _CONVERSATIONS,
+    ("id", "channel_id", "contact_id", "kind", "thread_key", "subject", "status", "breached", "created_at",
+     "updated_at", "last_inbound_at", "last_outbound_at", "first_response_at"),
+)
+_INSERT_MESSAGES = BulkInsert(
+    _MESSAGES,
+    ("id", "channel_id", "conversation_id", "external_id", "direction", "contact_id", "member_id", "text",
+     "attachments", "reply_to_external_id", "created_at", "edited_at"),
+)
+_INSERT_EVENTS = BulkInsert(_EVENTS, ("conversation_id", "actor", "type", "data", "created_at"))
+_OPEN = Status.OPEN.value  # enum members' .value is a property: read it once
+
+
+def _values(name: str) -> Any:
+    """An IN list bound at execution (one cached statement, no per-value work when it is built)."""
+    return bindparam(name, expanding=True)
+
+
+_CHANNEL: Any = bindparam("channel_id")
+# The batch's look-ups, built once: plain Core selects of the tables (no ORM work on the rows).
+_STORED_MESSAGES = sa_select(
+    _MESSAGES.c.external_id, _MESSAGES.c.id, _MESSAGES.c.text, _MESSAGES.c.edited_at,
+    _MESSAGES.c.conversation_id,
+).where(_MESSAGES.c.channel_id == _CHANNEL, _MESSAGES.c.external_id.in_(_values("external_ids")))
+_STORED_CONTACTS = sa_select(
+    _CONTACTS.c.external_id, _CONTACTS.c.id, _CONTACTS.c.handle, _CONTACTS.c.name
+).where(_CONTACTS.c.channel_id == _CHANNEL, _CONTACTS.c.external_id.in_(_values("external_ids")))
+_MEMBERS = Member.__table__  # type: ignore[attr-defined]
+_MEMBER_IDS = sa_select(_MEMBERS.c.name, _MEMBERS.c.id).where(_MEMBERS.c.name.in_(_values("names")))
+_CONV = _CONVERSATIONS.c
+# What threading reads of a stored conversation (the order of _Conv's first fields).
+_CONV_COLUMNS = (_CONV.id, _CONV.kind, _CONV.contact_id, _CONV.thread_key, _CONV.status, _CONV.resolved_at)
+# The three ways a message joins a stored conversation, each a part of one UNION ALL.
+_BY_REPLIED = (  # the conversations of stored messages that the batch replies to
+    sa_select(literal("message"), _MESSAGES.c.external_id, *_CONV_COLUMNS)
+    .join(_CONVERSATIONS, _CONV.id == _MESSAGES.c.conversation_id)
+    .where(_MESSAGES.c.channel_id == _CHANNEL, _MESSAGES.c.external_id.in_(_values("replied")))
+)
+_BY_THREAD_KEY = sa_select(literal("thread"), null(), *_CONV_COLUMNS).where(  # the newest of each key
+    _CONV.id.in_(
+        sa_select(func.max(_CONV.id))
+        .where(_CONV.channel_id == _CHANNEL, _CONV.thread_key.in_(_values("keys")))
+        .group_by(_CONV.thread_key)
     )
 )
+_BY_DM_CONTACT = sa_select(literal("dm"), null(), *_CONV_COLUMNS).where(  # a contact's newest DM, no key
+    _CONV.id.in_(
+        sa_select(func.max(_CONV.id))
+        .where(
+            _CONV.channel_id == _CHANNEL,
+            _CONV.contact_id.in_(_values("dm_contacts")),
+            _CONV.kind == Kind.DM.value,
+            _CONV.thread_key.is_(None),
+        )
+        .group_by(_CONV.contact_id)
+    )
+)
+_LOOKUPS: dict[tuple[bool, bool, bool], Any] = {}  # the UNION ALL of the parts a chunk needs
+
+
+def _conversation_lookup(replied: bool, keys: bool, dm: bool) -> Any:
+    """The query of the parts a chunk of values needs (one statement, cached)."""
+    wanted = (replied, keys, dm)
+    if wanted not in _LOOKUPS:
+        parts = [q for q, on in zip((_BY_REPLIED, _BY_THREAD_KEY, _BY_DM_CONTACT), wanted, strict=True) if on]
+        _LOOKUPS[wanted] = parts[0] if len(parts) == 1 else union_all(*parts)
+    return _LOOKUPS[wanted]
+
+
 _RESERVED = ("contacts", "conversations", "messages")  # the tables whose ids _reserve_ids hands out
 _T = TypeVar("_T")
 
@@ -177,6 +239,7 @@ class Ingestor:
                     .where(_CHANNELS.c.id == channel_id)
                     .values(cursor=batch.cursor, updated_at=self.clock.now())
                 )
+            await keep_follow_ups(session, ((m.conversation_id, m.created_at) for m in result.stored))
             for hook in self.hooks:
                 await hook(session, result)
             return result
@@ -235,7 +298,7 @@ class _BatchRun:
             await self._write_conversations()
             await self._write_messages()
         if self.audit:
-            await self.session.execute(insert(_EVENTS), self._audit_rows())
+            await _INSERT_EVENTS.execute_many(self.session, self._audit_rows())
         return self.result
 
     def _audit_rows(self) -> list[dict[str, Any]]:
@@ -253,13 +316,7 @@ class _BatchRun:
         existing: dict[str, list[Any]] = {}  # external id -> [id, text, edited_at, conversation id]
         for chunk in _chunks(list({ev.external_id for ev in events}), _CHUNK):
             rows = await self.session.execute(
-                sa_select(
-                    col(Message.external_id),
-                    col(Message.id),
-                    col(Message.text),
-                    col(Message.edited_at),
-                    col(Message.conversation_id),
-                ).where(col(Message.channel_id) == self.channel_id, col(Message.external_id).in_(chunk))
+                _STORED_MESSAGES, {"channel_id": self.channel_id, "external_ids": chunk}
             )
             for ext, mid, body, edited, conv in rows:
                 existing[str(ext)] = [_id(mid), body, edited, conv]
@@ -307,9 +364,7 @@ class _BatchRun:
         known: dict[str, tuple[int, str | None, str | None]] = {}
         for chunk in _chunks(list(authors), _CHUNK):
             rows = await self.session.execute(
-                select(
-                    col(Contact.external_id), col(Contact.id), col(Contact.handle), col(Contact.name)
-                ).where(col(Contact.channel_id) == self.channel_id, col(Contact.external_id).in_(chunk))
+                _STORED_CONTACTS, {"channel_id": self.channel_id, "external_ids": chunk}
             )
             for ext, cid, handle, name in rows:
                 known[ext] = (_id(cid), handle, name)
@@ -335,9 +390,7 @@ class _BatchRun:
         names = list({ev.member for ev in events if ev.member})
         if not names:
             return
-        rows = await self.session.execute(
-            sa_select(col(Member.name), col(Member.id)).where(col(Member.name).in_(names))
-        )
+        rows = await self.session.execute(_MEMBER_IDS, {"names": names})
         self.members = {str(name): _id(mid) for name, mid in rows}
         for ev in events:
             if ev.member and ev.member not in self.members:
@@ -355,15 +408,12 @@ class _BatchRun:
         dm = {self.contacts[ev.author.id] for ev in events if ev.kind is Kind.DM and not ev.thread_key}
         dm_contacts = _chunks([c for c in dm if c > 0], _CHUNK)  # a new contact has no conversation yet
         for index in range(max(len(replied), len(keys), len(dm_contacts))):
-            parts = []
-            if index < len(replied):
-                parts.append(self._by_replied(replied[index]))
-            if index < len(keys):
-                parts.append(self._by_thread_key(keys[index]))
-            if index < len(dm_contacts):
-                parts.append(self._by_dm_contact(dm_contacts[index]))
-            query = parts[0] if len(parts) == 1 else union_all(*parts)
-            for how, external_id, *values in await self.session.execute(query):
+            params: dict[str, Any] = {"channel_id": self.channel_id}
+            for name, chunks in (("replied", replied), ("keys", keys), ("dm_contacts", dm_contacts)):
+                if index < len(chunks):
+                    params[name] = chunks[index]
+            query = _conversation_lookup(*(name in params for name in ("replied", "keys", "dm_contacts")))
+            for how, external_id, *values in await self.session.execute(query, params):
                 conv = self._known(values)
                 if how == "message":
                     self.by_message[str(external_id)] = conv
@@ -372,37 +422,6 @@ class _BatchRun:
                     self.by_thread[conv.thread_key] = conv
                 else:
                     self.by_dm_contact[conv.contact_id] = conv
-
-    def _by_replied(self, external_ids: list[str]) -> Select[*tuple[Any, ...]]:
-        """The conversations of stored messages that the batch replies to."""
-        return (
-            sa_select(literal("message"), col(Message.external_id), *_CONV_COLUMNS)
-            .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-            .where(col(Message.channel_id) == self.channel_id, col(Message.external_id).in_(external_ids))
-        )
-
-    def _by_thread_key(self, keys: list[str]) -> Select[*tuple[Any, ...]]:
-        """The newest conversation of each thread key."""
-        newest = (
-            sa_select(func.max(col(Conversation.id)))
-            .where(col(Conversation.channel_id) == self.channel_id, col(Conversation.thread_key).in_(keys))
-            .group_by(col(Conversation.thread_key))
-        )
-        return sa_select(literal("thread"), null(), *_CONV_COLUMNS).where(col(Conversation.id).in_(newest))
-
-    def _by_dm_contact(self, contact_ids: list[int]) -> Select[*tuple[Any, ...]]:
-        """The newest DM conversation (without a thread key) of each contact."""
-        newest = (
-            sa_select(func.max(col(Conversation.id)))
-            .where(
-                col(Conversation.channel_id) == self.channel_id,
-                col(Conversation.contact_id).in_(contact_ids),
-                col(Conversation.kind) == Kind.DM.value,
-                col(Conversation.thread_key).is_(None),
-            )
-            .group_by(col(Conversation.contact_id))
-        )
-        return sa_select(literal("dm"), null(), *_CONV_COLUMNS).where(col(Conversation.id).in_(newest))
 
     def _known(self, values: Sequence[Any]) -> _Conv:
         """One object per stored conversation, however many look-ups found it."""
@@ -495,8 +514,8 @@ class _BatchRun:
 
     async def _write_contacts(self) -> None:
         if self.new_contacts:
-            await self.session.execute(
-                insert(_CONTACTS),
+            await _INSERT_CONTACTS.execute_many(
+                self.session,
                 [
                     {
                         "id": contact_id,
@@ -513,7 +532,7 @@ class _BatchRun:
 
     async def _write_conversations(self) -> None:
         if self.created:
-            await self.session.execute(insert(_CONVERSATIONS), [self._new_row(c) for c in self.created])
+            await _INSERT_CONVERSATIONS.execute_many(self.session, [self._new_row(c) for c in self.created])
         touched = sorted((c for c in self.loaded.values() if c.changed), key=lambda c: c.id)
         if touched:
             times = [
@@ -521,7 +540,7 @@ class _BatchRun:
                  "touched_at": self.now}
                 for c in touched
             ]
-            await self.session.execute(_TOUCH, times)
+            await _TOUCH.execute_many(self.session, times)
         # Status changes are rare: one executemany per set of columns (reopened, resumed).
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for conv in touched:
@@ -544,7 +563,7 @@ class _BatchRun:
             "kind": conv.kind,
             "thread_key": conv.thread_key,
             "subject": ev.subject,
-            "status": Status.OPEN.value,
+            "status": _OPEN,
             "breached": [],
             "created_at": ev.created_at,
             "updated_at": self.now,
@@ -554,8 +573,8 @@ class _BatchRun:
         }
 
     async def _write_messages(self) -> None:
-        await self.session.execute(
-            insert(_MESSAGES),
+        await _INSERT_MESSAGES.execute_many(
+            self.session,
             [
                 {
                     "id": p.id,

@@ -250,6 +250,10 @@ class Message(SQLModel, table=True):
         Index("ix_messages_conversation", "conversation_id", "created_at"),
         # Reports: messages per channel, direction, member and hour, read from the index alone.
         Index("ix_messages_created", "created_at", "channel_id", "direction", "member_id"),
+        # Reports: the replies that answer a follow-up (inbox.follow_ups), few among all messages.
+        Index("ix_messages_follow_up", "created_at", "conversation_id", "follow_up_at",
+              sqlite_where=text("follow_up_at IS NOT NULL"),
+              postgresql_where=text("follow_up_at IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -264,6 +268,8 @@ class Message(SQLModel, table=True):
     reply_to_external_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = _ts(nullable=False)
     edited_at: datetime | None = _ts()
+    # A reply that answers a customer follow-up: when the follow-up began (inbox.follow_ups keeps it).
+    follow_up_at: datetime | None = _ts()
 
 
 class Event(SQLModel, table=True):

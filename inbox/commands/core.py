@@ -132,8 +132,12 @@ class CommandCore:
                          usage=cmd.spec.usage)
 
     async def _resolve_member(self, invocation: CommandInvocation) -> Member | None:
-        """The active member behind the invocation, by name (terminal) or by platform user id."""
-        async with self.deps.db.sessions() as session:
+        """The active member behind the invocation, by name (terminal) or by platform user id.
+
+        Read for every command, never cached, so that a role change or removal holds from the next one;
+        one statement, outside any transaction (``Database.lone_reads``).
+        """
+        async with self.deps.db.lone_reads() as session:
             query = select(Member).where(col(Member.active).is_(True))
             if invocation.member_name is not None:
                 found = await session.execute(query.where(col(Member.name) == invocation.member_name))

@@ -116,7 +116,8 @@ class QueueCommands(Cog):
             channel=request.channel, tag=request.tag,
             limit=PAGE_SIZE + 1, offset=(request.page - 1) * PAGE_SIZE,
         )
-        async with self.deps.db.sessions() as session:
+        # One read (two for an empty page): no transaction needed around it.
+        async with self.deps.db.lone_reads() as session:
             items = await list_queue(session, ctx.now(), filt)
             if not items and request.channel is not None:  # only an empty page can mean a wrong name
                 query = select(col(Channel.id)).where(col(Channel.name) == request.channel)
@@ -148,7 +149,7 @@ class QueueCommands(Cog):
         """Show a conversation's story."""
         conversation_id = ctx.conversation_id(args)
         args.expect_end()
-        async with self.deps.db.sessions() as session:
+        async with self.deps.db.reading() as session:  # three reads of one snapshot; no write lock
             detail = await conversation_detail(session, conversation_id)
         messages = detail.messages[-DETAIL_MESSAGES:]
         return ConversationDetailView(

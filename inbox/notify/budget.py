@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
@@ -57,17 +57,44 @@ _ACTOR: Final = Actor.system("notifier")
 _MAX_DIGEST_HOPS: Final = 5
 
 
-@dataclass(frozen=True)
+Make = Callable[[], Awaitable[tuple[View, DigestItem]]]
+"""Builds a notice's view and its digest line (it may read what they show)."""
+
+
+@dataclass(eq=False)
 class Outgoing:
-    """One notice for one team chat, before the budget decides whether it goes alone or in the digest."""
+    """One notice for one team chat, before the budget decides whether it goes alone or in the digest.
+
+    ``make`` builds its view and its digest line. It runs only when the notice is queued alone or listed
+    in the digest: in a burst most notices are only counted there, and building a view with its card
+    (and reading what the card shows) costs more than deciding where the notice goes.
+    """
 
     purpose: str  # card, sla, failed, health, budget
-    view: View
-    item: DigestItem  # what the digest says if it is folded
+    make: Make
+    kind: str  # the digest item's kind (what the digest counts it as)
     urgent: bool = False  # may use the priority reserve; listed first in a digest
     conversation_id: int | None = None
     mentions: tuple[str, ...] = ()
     dedupe_key: str | None = None
+    _built: tuple[View, DigestItem] | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def of(cls, purpose: str, view: View, item: DigestItem, *, urgent: bool = False,
+           conversation_id: int | None = None, mentions: tuple[str, ...] = (),
+           dedupe_key: str | None = None) -> Outgoing:
+        """A notice whose view and digest line are already built."""
+
+        async def made() -> tuple[View, DigestItem]:
+            return view, item
+
+        return cls(purpose, made, item.kind, urgent, conversation_id, mentions, dedupe_key)
+
+    async def built(self) -> tuple[View, DigestItem]:
+        """The view and the digest line (made once)."""
+        if self._built is None:
+            self._built = await self.make()
+        return self._built
 
 
 @dataclass
@@ -128,9 +155,10 @@ async def post(
         if used >= chat.limit(notice.urgent):
             folded.append(notice)
             continue
+        view, _item = await notice.built()
         delivery_id = await enqueue(
             session, destination=chat.destination, purpose=notice.purpose,
-            payload=payload(chat, notice.view, notice.mentions, roster), now=now,
+            payload=payload(chat, view, notice.mentions, roster), now=now,
             conversation_id=notice.conversation_id, dedupe_key=notice.dedupe_key,
         )
         if delivery_id is not None:  # None: this very notice was queued before (same dedupe key)
@@ -163,7 +191,7 @@ async def fold(
         start, end = end, end + chat.window
     # Several windows ahead all taken means clocks disagree wildly; still, nothing is dropped.
     log.error("team chat %s: no digest window free; queueing a digest without a window key", chat.name)
-    view, ids = _digest_view(chat, None, notices, start, end, tz)
+    view, ids = await _digest_view(chat, None, notices, start, end, tz)
     body = {**payload(chat, view, view.mentions, roster), "conversation_ids": ids}
     fallback = await enqueue(session, destination=chat.destination, purpose=DIGEST, payload=body, now=now,
                              not_before=end)
@@ -183,21 +211,21 @@ async def _merge_into(
         query = query.with_for_update(skip_locked=True)
     row = (await session.execute(query.execution_options(populate_existing=True))).scalars().first()
     if row is None:
-        view, ids = _digest_view(chat, None, notices, start, end, tz)
+        view, ids = await _digest_view(chat, None, notices, start, end, tz)
         body = {**payload(chat, view, view.mentions, roster), "conversation_ids": ids}
         # None here: the row exists but is locked by a dispatcher, so it is being sent.
         return await enqueue(session, destination=chat.destination, purpose=DIGEST, payload=body, now=now,
                              dedupe_key=key, not_before=end)
     if row.status != DeliveryStatus.PENDING.value:
         return None
-    view, ids = _digest_view(chat, row.payload, notices, start, end, tz)
+    view, ids = await _digest_view(chat, row.payload, notices, start, end, tz)
     body = {**payload(chat, view, view.mentions, roster), "conversation_ids": ids}
     await session.execute(update(Delivery).where(col(Delivery.id) == row.id).values(payload=body))
     return row.id
 
 
 def _conversation_ids(notices: Sequence[Outgoing]) -> list[int]:
-    return list(dict.fromkeys(n.item.conversation_id for n in notices if n.item.conversation_id is not None))
+    return list(dict.fromkeys(n.conversation_id for n in notices if n.conversation_id is not None))
 
 
 def _previous(stored: dict[str, Any] | None) -> tuple[Digest | None, list[int]]:
@@ -220,22 +248,24 @@ def _merged(ids: list[int], added: list[int]) -> list[int]:
     return ids
 
 
-def _digest_view(
+async def _digest_view(
     chat: TeamChat, stored: dict[str, Any] | None, notices: Sequence[Outgoing], start: datetime,
     end: datetime, tz: tzinfo,
 ) -> tuple[Digest, list[int]]:
     """The digest after adding ``notices`` to what ``stored`` held, and every conversation id it covers."""
     before, ids = _previous(stored)
     counts = dict(before.counts) if before else {}
-    items = list(before.items) if before else []
     mentions = list(before.mentions) if before else []
     for notice in notices:
-        counts[notice.item.kind] = counts.get(notice.item.kind, 0) + 1
-        items.append(notice.item)
+        counts[notice.kind] = counts.get(notice.kind, 0) + 1
         mentions += [m for m in notice.mentions if m not in mentions]
     ids = _merged(ids, _conversation_ids(notices))
     rank = {kind: index for index, kind in enumerate(DIGEST_KINDS)}
-    listed = sorted(items, key=lambda i: rank.get(i.kind, len(rank)))[:DIGEST_LISTED]  # stable: keeps arrival
+    # Listed: the first DIGEST_LISTED by kind, then arrival (a stable sort); only those notices' lines are
+    # built, the others are only counted.
+    items: list[DigestItem | Outgoing] = [*(before.items if before else ()), *notices]
+    chosen = sorted(items, key=lambda i: rank.get(i.kind, len(rank)))[:DIGEST_LISTED]
+    listed = [(await i.built())[1] if isinstance(i, Outgoing) else i for i in chosen]
     ordered_counts = sorted(counts.items(), key=lambda kv: rank.get(kv[0], len(rank)))
     view = Digest(
         lang=chat.lang, start=start.astimezone(tz), end=end.astimezone(tz), counts=tuple(ordered_counts),

@@ -13,9 +13,11 @@ from sqlmodel import col, select
 from inbox.i18n import t
 from inbox.models import Channel, Contact, Conversation, Member, Status
 from inbox.queries import contact_label, excerpt, last_inbound_texts, tags_of
+from inbox.sla.rows import AnyConversation
 from inbox.views import Button, ConversationCard, DigestItem
 
 _CHUNK = 500
+_DETAIL_CHUNK = 100  # full facts read at once: more than a window's single messages and digest lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ class ConversationFacts:
         return self.priority == "urgent"
 
 
-def nearest_due(conv: Conversation) -> datetime | None:
+def nearest_due(conv: AnyConversation) -> datetime | None:
     """The deadline the queue sorts by: next response, else first response, else resolution."""
     return conv.next_response_due_at or conv.first_response_due_at or conv.resolution_due_at
 
@@ -59,7 +61,7 @@ async def load_facts(session: AsyncSession, ids: Sequence[int]) -> dict[int, Con
     return await facts_of(session, convs)
 
 
-async def facts_of(session: AsyncSession, convs: Sequence[Conversation]) -> dict[int, ConversationFacts]:
+async def facts_of(session: AsyncSession, convs: Sequence[AnyConversation]) -> dict[int, ConversationFacts]:
     """Facts of conversations the caller has loaded (the SLA scheduler's batch): their own columns come
     from the objects as they are now; names, tags and texts from a few queries of plain columns."""
     found: dict[int, ConversationFacts] = {}
@@ -89,6 +91,66 @@ async def facts_of(session: AsyncSession, convs: Sequence[Conversation]) -> dict
                 snoozed_until=conv.snoozed_until if conv.status == Status.SNOOZED.value else None,
             )
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What deciding about a notice needs of its conversation: who hears it (the channel) and whom it
+    mentions (the assignee)."""
+
+    id: int
+    channel: str
+    assignee: str | None
+
+
+class BatchFacts:
+    """A batch's conversations for notices most of which are only counted in a digest.
+
+    ``heard`` (channel and assignee) is read for all of them at once; the full facts (contact, excerpt,
+    tags) only when a notice is built (sent alone or listed in the digest), for a chunk of conversations
+    at a time in batch order, as the budget takes them in that order.
+    """
+
+    def __init__(self, session: AsyncSession | None, convs: Sequence[AnyConversation],
+                 heard: dict[int, Heard], full: dict[int, ConversationFacts] | None = None) -> None:
+        self.session = session
+        self.heard = heard
+        self._convs = {c.id: c for c in convs if c.id is not None and c.id in heard}
+        self._order = list(self._convs)
+        self._position = {cid: index for index, cid in enumerate(self._order)}
+        self._full: dict[int, ConversationFacts] = dict(full or {})
+
+    @classmethod
+    async def read(cls, session: AsyncSession, convs: Sequence[AnyConversation]) -> BatchFacts:
+        """Channel and assignee of conversations the caller has loaded (as ``facts_of`` takes them)."""
+        ids = sorted({c.id for c in convs if c.id is not None})
+        heard: dict[int, Heard] = {}
+        for start in range(0, len(ids), _CHUNK):
+            rows = await session.execute(
+                sa_select(col(Conversation.id), col(Channel.name), col(Member.name))
+                .join(Channel, col(Channel.id) == col(Conversation.channel_id))
+                .outerjoin(Member, col(Member.id) == col(Conversation.assignee_id))
+                .where(col(Conversation.id).in_(ids[start:start + _CHUNK]))
+            )
+            for conv_id, channel, assignee in rows:
+                assert conv_id is not None  # a primary key
+                heard[conv_id] = Heard(conv_id, channel, assignee)
+        return cls(session, convs, heard)
+
+    @classmethod
+    def of(cls, facts: dict[int, ConversationFacts]) -> BatchFacts:
+        """Facts already read in full."""
+        heard = {cid: Heard(cid, f.channel, f.assignee) for cid, f in facts.items()}
+        return cls(None, [], heard, facts)
+
+    async def full(self, conversation_id: int) -> ConversationFacts:
+        """The conversation's full facts, read with those of the next ones in the batch not read yet."""
+        if conversation_id not in self._full:
+            assert self.session is not None
+            start = self._position[conversation_id]
+            chunk = [i for i in self._order[start:start + _DETAIL_CHUNK] if i not in self._full]
+            self._full.update(await facts_of(self.session, [self._convs[i] for i in chunk]))
+        return self._full[conversation_id]
 
 
 def notice_buttons(lang: str, conversation_id: int, status: str) -> tuple[Button, ...]:

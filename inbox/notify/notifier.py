@@ -30,10 +30,11 @@ from inbox.ingest import IngestHook, IngestResult
 from inbox.models import Conversation, Delivery, Direction, Member
 from inbox.notify.budget import Outgoing, PacedSender, Posted, post
 from inbox.notify.chats import Roster, TeamChat, is_team_destination, team_chats
-from inbox.notify.facts import ConversationFacts, card, digest_item, facts_of, load_facts
+from inbox.notify.facts import BatchFacts, ConversationFacts, Heard, card, digest_item, load_facts
 from inbox.ports import Sender, pace_of
 from inbox.render_text import sla_sentence
 from inbox.settings import Settings
+from inbox.sla.rows import AnyConversation
 from inbox.views import (
     BudgetNotice,
     Button,
@@ -119,15 +120,15 @@ class Notifier:
         mentions = (facts.assignee,) if event == "reopened" and facts.assignee else ()
         view = ConversationNotice(lang=chat.lang, event=event, card=card(facts, chat.lang, self.tz, now),
                                   mentions=mentions)
-        return Outgoing(
-            purpose="card", view=view, item=digest_item(facts, event), urgent=facts.urgent,
+        return Outgoing.of(
+            "card", view, digest_item(facts, event), urgent=facts.urgent,
             conversation_id=facts.id, mentions=mentions,
             dedupe_key=f"card:{chat.destination}:{facts.id}" if event == "new" else None,
         )
 
     # --- SLA ----------------------------------------------------------------------------------
 
-    async def sla_notify(self, session: AsyncSession, kind: str, conversation: Conversation,
+    async def sla_notify(self, session: AsyncSession, kind: str, conversation: AnyConversation,
                          data: dict[str, Any]) -> None:
         """The SLA scheduler's ``notify``: announce a warning, breach or ladder step with mentions.
 
@@ -138,15 +139,16 @@ class Notifier:
         await self._announce_sla(session, [(kind, conversation, data)], fresh=True)
 
     async def sla_notify_many(self, session: AsyncSession,
-                              notes: Sequence[tuple[str, Conversation, dict[str, Any]]]) -> None:
+                              notes: Sequence[tuple[str, AnyConversation, dict[str, Any]]]) -> None:
         """``sla_notify`` for a batch of ``(kind, conversation, data)`` at once (the scheduler fires in
         batches): the facts and the members are read once, and each team chat gets one ``post``."""
         await self._announce_sla(session, notes, fresh=False)
 
     async def _announce_sla(
-        self, session: AsyncSession, notes: Sequence[tuple[str, Conversation, dict[str, Any]]], *, fresh: bool
+        self, session: AsyncSession, notes: Sequence[tuple[str, AnyConversation, dict[str, Any]]], *,
+        fresh: bool,
     ) -> None:
-        wanted: list[tuple[str, Conversation, dict[str, Any]]] = []
+        wanted: list[tuple[str, AnyConversation, dict[str, Any]]] = []
         for kind, conversation, data in notes:
             event = SLA_EVENTS.get(kind)
             if event is None:
@@ -157,23 +159,33 @@ class Notifier:
             return
         # ``fresh``: the conversations' columns come from the database, as a caller may hold an old copy;
         # the scheduler's batch holds them locked and up to date, so the objects are read as they are.
+        # The full facts (contact, excerpt, tags) are read only for the notices that are built.
         convs = [conv for _, conv, _ in wanted]
-        facts = await (load_facts(session, [c.id for c in convs if c.id is not None]) if fresh
-                       else facts_of(session, convs))
-        heard = [(event, facts[conv.id], data) for event, conv, data in wanted
-                 if conv.id in facts and any(c.wants("sla", facts[conv.id].channel) for c in self.chats)]
+        facts = (BatchFacts.of(await load_facts(session, [c.id for c in convs if c.id is not None])) if fresh
+                 else await BatchFacts.read(session, convs))
+        heard = [(event, facts.heard[conv.id], data) for event, conv, data in wanted
+                 if conv.id in facts.heard
+                 and any(c.wants("sla", facts.heard[conv.id].channel) for c in self.chats)]
         if not heard:
             return
         roster = await Roster.load(session)
         now = self.clock.now()
-        said = [(event, f, data, _sla_mentions(roster, event, f, data)) for event, f, data in heard]
+        said = [(event, h, data, _sla_mentions(roster, event, h.assignee, data)) for event, h, data in heard]
         for chat in self.chats:
-            notices = [self._sla_notice(chat, event, f, data, mentions, now)
-                       for event, f, data, mentions in said if chat.wants("sla", f.channel)]
+            notices = [self._sla_notice(chat, event, h, data, mentions, now, facts)
+                       for event, h, data, mentions in said if chat.wants("sla", h.channel)]
             await self._post(session, chat, notices, now, roster)
 
-    def _sla_notice(self, chat: TeamChat, event: str, facts: ConversationFacts, data: dict[str, Any],
-                    mentions: tuple[str, ...], now: datetime) -> Outgoing:
+    def _sla_notice(self, chat: TeamChat, event: str, heard: Heard, data: dict[str, Any],
+                    mentions: tuple[str, ...], now: datetime, facts: BatchFacts) -> Outgoing:
+        async def make() -> tuple[View, DigestItem]:
+            return self._sla_view(chat, event, await facts.full(heard.id), data, mentions, now)
+
+        # Built only if it goes alone or is listed in the digest: a burst's notices are mostly counted.
+        return Outgoing("sla", make, "sla", urgent=True, conversation_id=heard.id, mentions=mentions)
+
+    def _sla_view(self, chat: TeamChat, event: str, facts: ConversationFacts, data: dict[str, Any],
+                  mentions: tuple[str, ...], now: datetime) -> tuple[SlaNotice, DigestItem]:
         due = _instant(data.get("due_at"))
         raised = data.get("priority") if isinstance(data.get("priority"), dict) else None
         view = SlaNotice(
@@ -189,8 +201,7 @@ class Notifier:
         )
         item = DigestItem(kind="sla", conversation_id=facts.id, channel=facts.channel,
                           contact=facts.contact, excerpt=facts.excerpt, detail=sla_sentence(view))
-        return Outgoing(purpose="sla", view=view, item=item, urgent=True, conversation_id=facts.id,
-                        mentions=mentions)
+        return view, item
 
     on_sla = sla_notify  # the name docs/sla-engine.md uses
 
@@ -228,9 +239,9 @@ class Notifier:
             detail = t(chat.lang, "notice.failed", id=delivery.id, purpose=delivery.purpose,
                        destination=delivery.destination, attempts=delivery.attempts)
             item = DigestItem(kind=_FAILED, conversation_id=delivery.conversation_id, detail=detail)
-            await self._post(session, chat, [Outgoing(purpose=_FAILED, view=view, item=item, urgent=True,
-                                                      conversation_id=delivery.conversation_id,
-                                                      mentions=mentions)], now, roster)
+            await self._post(session, chat, [Outgoing.of(_FAILED, view, item, urgent=True,
+                                                         conversation_id=delivery.conversation_id,
+                                                         mentions=mentions)], now, roster)
 
     # --- connector notices (NoticeSink) -------------------------------------------------------
 
@@ -273,7 +284,7 @@ class Notifier:
                 view = BudgetNotice(lang=chat.lang, channel=channel, kind=kind, message=line,
                                     details=tuple((k, str(v)) for k, v in values.items()))
             item = DigestItem(kind="notice", channel=channel, detail=line)
-            await self._post(session, chat, [Outgoing(purpose=purpose, view=view, item=item, urgent=True)],
+            await self._post(session, chat, [Outgoing.of(purpose, view, item, urgent=True)],
                              now, roster)
 
     # --- plumbing ---------------------------------------------------------------------------------
@@ -283,15 +294,13 @@ class Notifier:
         return await post(session, chat, notices, now=now, tz=self.tz, roster=roster)
 
 
-def _sla_mentions(
-    roster: Roster, event: str, facts: ConversationFacts, data: dict[str, Any]
-) -> tuple[str, ...]:
+def _sla_mentions(roster: Roster, event: str, assignee: str | None, data: dict[str, Any]) -> tuple[str, ...]:
     """Who an SLA notice pings (see ``Notifier.sla_notify``)."""
     if event == "escalation":
-        return roster.resolve([str(w) for w in data.get("notify") or []], facts.assignee)
-    if event == "breached" and facts.assignee is None:
+        return roster.resolve([str(w) for w in data.get("notify") or []], assignee)
+    if event == "breached" and assignee is None:
         return roster.resolve(["leads"], None)
-    return roster.resolve(["assignee"], facts.assignee)
+    return roster.resolve(["assignee"], assignee)
 
 
 def _instant(value: object) -> datetime | None:

@@ -1,11 +1,12 @@
 """Firing a claimed batch of due timers as a batch: a few statements per batch instead of ~18 per timer.
 
-The batch's conversations (locked, skipping those another transaction holds), their tags and their
-pending SLA timers are read with one query each; every timer then goes through the engine's own
-``fire_locked`` in claim order, in memory. The flush writes the changed timers and conversations (one
-executemany per kind of change); the audit events (``inbox.audit.batched``) and the replans' new timers
-(``batched_timers``) go in with one executemany each; the notices reach the notifier as one list, so
-its facts, members and budget are read once per batch and each team chat gets one ``post``.
+The batch's conversations (locked, skipping those another transaction holds) and their pending SLA
+timers are read as plain rows (``inbox.sla.rows``: only the columns firing needs, no ORM objects), their
+tags with one query; every timer then goes through the engine's own ``fire_locked`` in claim order, in
+memory. The columns that changed are written with one executemany per table and set of changed
+columns; the audit events (``inbox.audit.batched``) and the replans' new timers (``batched_timers``) go
+in with one executemany each; the notices reach the notifier as one list, so its facts, members and
+budget are read once per batch and each team chat gets one ``post``.
 
 The caller runs this inside a SAVEPOINT. A timer that raises is reported as TimerFailed (the caller sets
 it aside and tries the rest again); on any other failure the caller fires the timers one by one: one
@@ -24,10 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from inbox.audit import batched
-from inbox.models import Conversation, Timer, TimerStatus
-from inbox.sla.engine import Notify, Outcome, SlaEngine, batched_timers
+from inbox.models import Conversation, TimerStatus
+from inbox.sla.engine import SLA_TIMER_KINDS, Notify, Outcome, SlaEngine, batched_timers
+from inbox.sla.rows import (
+    AnyConversation,
+    ConversationRow,
+    TimerRow,
+    lock_conversations,
+    pending_sla_timers,
+    write_conversations,
+    write_timers,
+)
 
-Note = tuple[str, Conversation, dict[str, Any]]
+Note = tuple[str, AnyConversation, dict[str, Any]]
 """One notification the engine asked for: ``(kind, conversation, data)``, as ``Notify`` takes them."""
 
 NotifyMany = Callable[[AsyncSession, Sequence[Note]], Awaitable[None]]
@@ -48,7 +58,7 @@ def notify_many_of(notify: Notify) -> NotifyMany | None:
 class TimerFailed(Exception):
     """Firing this timer of the batch raised (the cause is chained): the batch was not written."""
 
-    def __init__(self, timer: Timer) -> None:
+    def __init__(self, timer: TimerRow) -> None:
         super().__init__(f"timer #{timer.id} ({timer.kind}) failed")
         self.timer = timer
 
@@ -57,14 +67,14 @@ class TimerFailed(Exception):
 class _Loaded:
     """What the batch reads up front: locked conversations, their tags and pending timers."""
 
-    convs: dict[int, Conversation]
+    convs: dict[int, ConversationRow]
     existing: set[int]  # conversations that exist but are locked elsewhere (their timers are BUSY)
     tags: dict[int, frozenset[str]]
-    pending: dict[int, list[Timer]]
+    pending: dict[int, list[TimerRow]]
 
 
 async def fire_batch(
-    engine: SlaEngine, session: AsyncSession, timers: Sequence[Timer], now: datetime, *,
+    engine: SlaEngine, session: AsyncSession, timers: Sequence[TimerRow], now: datetime, *,
     notify: Notify, notify_many: NotifyMany | None, worker_id: str, grace: timedelta,
 ) -> list[Outcome | None]:
     """Fire the claimed ``timers`` (due_at, id order) in the caller's transaction; an outcome per timer.
@@ -76,17 +86,18 @@ async def fire_batch(
     """
     notes: list[Note] = []
 
-    async def collect(_session: AsyncSession, kind: str, conv: Conversation, data: dict[str, Any]) -> None:
+    async def collect(_session: AsyncSession, kind: str, conv: AnyConversation, data: dict[str, Any]) -> None:
         notes.append((kind, conv, data))
 
+    claimed = {t.id: t for t in timers}
     outcomes: list[Outcome | None] = []
     async with batched(session):
-        loaded = await _load(engine, session, timers)
+        loaded = await _load(engine, session, timers, claimed)
         for number, part in enumerate(_rounds(timers)):
             # A later round's conversations fired a timer in an earlier one: read what it replanned.
             ids = sorted({cid for t in part if (cid := t.conversation_id) in loaded.convs}) if number else []
             if ids:
-                fresh = await engine._pending_timers(session, ids, skip_locked=True)
+                fresh = await _pending(session, ids, claimed)
                 loaded.pending.update({cid: fresh.get(cid, []) for cid in ids})
             async with batched_timers(session):
                 for timer in part:
@@ -95,19 +106,22 @@ async def fire_batch(
                                                         collect if notify_many else notify, worker_id, grace))
                     except Exception as exc:
                         raise TimerFailed(timer) from exc
+                # Written before the round's new timers go in and before the next round reads.
+                await write_conversations(session, loaded.convs.values())
+                await write_timers(session, [*timers, *(t for ts in loaded.pending.values() for t in ts)])
         if notes and notify_many is not None:
             await notify_many(session, notes)
     return outcomes
 
 
-def _rounds(timers: Sequence[Timer]) -> list[list[Timer]]:
+def _rounds(timers: Sequence[TimerRow]) -> list[list[TimerRow]]:
     """The claimed timers, in order, cut wherever a conversation comes again.
 
     Within a round the replans' new timers are only buffered (one executemany at the round's end), so a
     second timer of the same conversation waits for the next round, which reads its pending timers
     afresh. Usually one round: several timers of one conversation rarely come due at once.
     """
-    rounds: list[list[Timer]] = [[]]
+    rounds: list[list[TimerRow]] = [[]]
     seen: set[int] = set()
     for timer in timers:
         cid = timer.conversation_id
@@ -120,11 +134,21 @@ def _rounds(timers: Sequence[Timer]) -> list[list[Timer]]:
     return rounds
 
 
-async def _load(engine: SlaEngine, session: AsyncSession, timers: Sequence[Timer]) -> _Loaded:
+async def _pending(
+    session: AsyncSession, ids: list[int], claimed: dict[int | None, TimerRow]
+) -> dict[int, list[TimerRow]]:
+    """The conversations' pending SLA timers; a claimed one is the claimed row itself (one object a row)."""
+    found = await pending_sla_timers(session, ids, SLA_TIMER_KINDS)
+    return {cid: [claimed.get(t.id, t) for t in rows] for cid, rows in found.items()}
+
+
+async def _load(
+    engine: SlaEngine, session: AsyncSession, timers: Sequence[TimerRow], claimed: dict[int | None, TimerRow]
+) -> _Loaded:
     ids = sorted({t.conversation_id for t in timers if t.conversation_id is not None})
     if not ids:
         return _Loaded({}, set(), {}, {})
-    locked = {c.id: c for c in await engine._lock(session, ids, skip_locked=True) if c.id is not None}
+    locked = {c.id: c for c in await lock_conversations(session, ids) if c.id is not None}
     missing = [i for i in ids if i not in locked]
     existing: set[int] = set()
     if missing:
@@ -132,12 +156,12 @@ async def _load(engine: SlaEngine, session: AsyncSession, timers: Sequence[Timer
         existing = {i for i in found.scalars() if i is not None}
     held = sorted(locked)
     tags = await engine._tags(session, held) if held else {}
-    pending = await engine._pending_timers(session, held, skip_locked=True) if held else {}
+    pending = await _pending(session, held, claimed) if held else {}
     return _Loaded(locked, existing, tags, pending)
 
 
 async def _fire_one(
-    engine: SlaEngine, session: AsyncSession, loaded: _Loaded, timer: Timer, now: datetime, notify: Notify,
+    engine: SlaEngine, session: AsyncSession, loaded: _Loaded, timer: TimerRow, now: datetime, notify: Notify,
     worker_id: str, grace: timedelta,
 ) -> Outcome | None:
     if timer.status != TimerStatus.PENDING.value:

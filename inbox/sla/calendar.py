@@ -279,6 +279,8 @@ def _transition_between(before: datetime, after: datetime, zone: ZoneInfo) -> da
 
 def _as_utc(value: datetime, name: str) -> datetime:
     """Return an aware datetime converted to UTC; refuse naive ones, whose meaning would be a guess."""
+    if value.tzinfo is UTC:
+        return value  # what the database gives back: the clock arithmetic's common case, made cheap
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
     return value.astimezone(UTC)

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import Table, event, insert, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import col
@@ -38,6 +38,7 @@ from sqlmodel import col
 from inbox.actions import SNOOZE_TIMER, Change
 from inbox.audit import batched, record
 from inbox.clock import Clock, isoformat_utc
+from inbox.db_bulk import BulkInsert
 from inbox.events import Actor
 from inbox.held_rows import held, holding
 from inbox.ingest import IngestResult, StoredMessage
@@ -55,8 +56,9 @@ from inbox.models import (
 from inbox.sla.calendar import BusinessCalendar, add_time, is_open, next_open, time_between
 from inbox.sla.outcomes import OUTCOME_COLUMN_NAMES, outcome_columns
 from inbox.sla.policy import TARGETS, ConversationFacts, Policy, SlaSettings, match_policy
+from inbox.sla.rows import AnyConversation, AnyTimer
 
-Notify = Callable[[AsyncSession, str, Conversation, dict[str, Any]], Awaitable[None]]
+Notify = Callable[[AsyncSession, str, AnyConversation, dict[str, Any]], Awaitable[None]]
 """``async notify(session, kind, conversation, data)``: queue a team notification (the notifier's job)."""
 
 TIMER_WARNING: Final = "sla.warning"
@@ -85,7 +87,7 @@ _SETTLED_COLUMNS: Final = ("sla_policy", *DUE_COLUMNS.values(), *OUTCOME_COLUMN_
 
 
 async def no_notify(
-    session: AsyncSession, kind: str, conversation: Conversation, data: dict[str, Any]
+    session: AsyncSession, kind: str, conversation: AnyConversation, data: dict[str, Any]
 ) -> None:
     """The default notify callback: nothing is sent."""
 
@@ -328,7 +330,7 @@ class _Desired:
 
 @dataclass(frozen=True)
 class _Ctx:
-    conv: Conversation
+    conv: AnyConversation
     state: SlaState
     policy: Policy | None
 
@@ -345,6 +347,7 @@ class SlaEngine:
         self.clock = clock
         self.wake = wake if wake is not None else asyncio.Event()
         self._channel_names: dict[int, str] = {}
+        self._matched: dict[ConversationFacts, Policy | None] = {}
 
     @property
     def timer_kinds(self) -> tuple[str, ...]:
@@ -417,9 +420,9 @@ class SlaEngine:
                                       late=late)
 
     async def fire_locked(
-        self, session: AsyncSession, conv: Conversation, timer: Timer, now: datetime, *,
+        self, session: AsyncSession, conv: AnyConversation, timer: AnyTimer, now: datetime, *,
         notify: Notify = no_notify, worker_id: str | None = None, late: bool = False,
-        tags: frozenset[str] | None = None, pending: list[Timer] | None = None,
+        tags: frozenset[str] | None = None, pending: Sequence[AnyTimer] | None = None,
     ) -> Outcome:
         """``fire`` once the caller holds the conversation's lock; a batch passes its tags and pending timers.
 
@@ -428,6 +431,7 @@ class SlaEngine:
         """
         state = SlaState.load(conv.sla_state)
         policy = await self._match(session, conv, tags)
+        priority = conv.priority
         ctx = _Ctx(conv, state, policy)
         if timer.kind == SNOOZE_TIMER:
             outcome = await self._wake_snooze(session, ctx, timer, now)
@@ -441,7 +445,8 @@ class SlaEngine:
             timer.claimed_by = worker_id
         elif outcome is Outcome.VOID:
             self._void(timer)
-        policy = await self._match(session, conv, tags)  # a ladder step may have raised the priority
+        if conv.priority != priority:  # a ladder step raised it: the policy may change with it
+            policy = await self._match(session, conv, tags)
         # The scheduler never waits for a lock: a timer of this conversation claimed by another
         # scheduler (which cannot lock the conversation, so will not touch it) is skipped rather than
         # waited for, which could close a lock cycle. Should that leave a duplicate, the firing-time
@@ -455,11 +460,11 @@ class SlaEngine:
         return outcome
 
     @staticmethod
-    def _void(timer: Timer) -> Outcome:
+    def _void(timer: AnyTimer) -> Outcome:
         timer.status = TimerStatus.CANCELLED.value
         return Outcome.VOID
 
-    async def _wake_snooze(self, session: AsyncSession, ctx: _Ctx, timer: Timer, now: datetime) -> Outcome:
+    async def _wake_snooze(self, session: AsyncSession, ctx: _Ctx, timer: AnyTimer, now: datetime) -> Outcome:
         conv = ctx.conv
         if conv.status != Status.SNOOZED.value:
             return Outcome.VOID
@@ -471,7 +476,7 @@ class SlaEngine:
         return Outcome.FIRED
 
     async def _fire_sla(
-        self, session: AsyncSession, ctx: _Ctx, timer: Timer, now: datetime, notify: Notify, late: bool
+        self, session: AsyncSession, ctx: _Ctx, timer: AnyTimer, now: datetime, notify: Notify, late: bool
     ) -> Outcome:
         name = str(timer.data.get("target"))
         policy, clock = ctx.policy, ctx.state.targets.get(name)
@@ -569,8 +574,8 @@ class SlaEngine:
     # --- settling: status, policy, columns, timers ------------------------------------------------
 
     async def _settle(
-        self, session: AsyncSession, conv: Conversation, state: SlaState, policy: Policy | None,
-        now: datetime, pending: list[Timer] | None = None,
+        self, session: AsyncSession, conv: AnyConversation, state: SlaState, policy: Policy | None,
+        now: datetime, pending: Sequence[AnyTimer] | None = None,
     ) -> None:
         if conv.status == Status.RESOLVED.value:
             if state.closed_at is None:
@@ -634,8 +639,8 @@ class SlaEngine:
         return wanted
 
     async def _replan(
-        self, session: AsyncSession, conv: Conversation, state: SlaState, policy: Policy | None,
-        now: datetime, pending: list[Timer] | None = None,
+        self, session: AsyncSession, conv: AnyConversation, state: SlaState, policy: Policy | None,
+        now: datetime, pending: Sequence[AnyTimer] | None = None,
     ) -> None:
         """Make the conversation's pending SLA timers exactly the desired ones (kept when unchanged)."""
         assert conv.id is not None
@@ -680,7 +685,7 @@ class SlaEngine:
         return await self._match(session, conv)
 
     async def _match(
-        self, session: AsyncSession, conv: Conversation, tags: frozenset[str] | None = None
+        self, session: AsyncSession, conv: AnyConversation, tags: frozenset[str] | None = None
     ) -> Policy | None:
         if not self.policies:
             return None
@@ -689,7 +694,10 @@ class SlaEngine:
             tags = (await self._tags(session, [conv.id])).get(conv.id, frozenset())
         facts = ConversationFacts(channel=await self._channel_name(session, conv.channel_id),
                                   kind=conv.kind, priority=conv.priority, tags=tags)
-        return match_policy(self.policies, facts)
+        # Matching depends on these facts only, and a batch asks for the same few combinations again.
+        if facts not in self._matched:
+            self._matched[facts] = match_policy(self.policies, facts)
+        return self._matched[facts]
 
     async def _channel_name(self, session: AsyncSession, channel_id: int) -> str:
         if channel_id not in self._channel_names:
@@ -742,13 +750,16 @@ class SlaEngine:
         return list((await session.execute(query)).scalars().all())
 
 
+_INSERT_TIMERS: Final = BulkInsert(_TIMERS, ("kind", "conversation_id", "data", "due_at", "created_at"))
+
+
 def batched_timers(session: AsyncSession) -> AbstractAsyncContextManager[None]:
     """Within the block, the SLA timers ``_replan`` makes are inserted with one executemany at its end.
 
     Added to the session one by one, each would be its own INSERT on SQLite (the ORM reads every new
     id back). Nothing is written when the block raises; nested blocks join the outer one.
     """
-    return holding(session, _TIMER_BUFFER, insert(_TIMERS))
+    return holding(session, _TIMER_BUFFER, _INSERT_TIMERS)
 
 
 def _can_ping(policy: Policy, now: datetime, *, urgent: bool) -> bool:

@@ -32,6 +32,7 @@ from inbox.events import Actor
 from inbox.models import Timer, TimerStatus
 from inbox.sla.batch_fire import NotifyMany, TimerFailed, fire_batch, notify_many_of
 from inbox.sla.engine import Notify, Outcome, SlaEngine, no_notify
+from inbox.sla.rows import TimerRow, claim_timers, timers_by_id
 
 log = logging.getLogger(__name__)
 
@@ -74,24 +75,15 @@ class SlaScheduler:
         """Claim and fire one batch of due timers in one transaction; return how many were settled."""
         now = self.clock.now()
         async with self.db.transaction() as session:
-            query = (
-                select(Timer)
-                .where(col(Timer.status) == TimerStatus.PENDING.value,
-                       col(Timer.due_at) <= now,
-                       col(Timer.kind).in_(self.engine.timer_kinds))
-                .order_by(col(Timer.due_at), col(Timer.id))
-                .limit(self.batch_size)
-            )
-            if self.db.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            timers = list((await session.execute(query)).scalars().all())
+            timers = await claim_timers(session, self.engine.timer_kinds, now, self.batch_size,
+                                        skip_locked=self.db.is_postgres)
             outcomes = await self._fire_claimed(session, timers, now) if timers else []
         busy = outcomes.count(Outcome.BUSY)
         self.last_claimed, self.last_busy = len(timers), busy
         return len(outcomes) - outcomes.count(None) - busy
 
     async def _fire_claimed(
-        self, session: AsyncSession, timers: list[Timer], now: datetime
+        self, session: AsyncSession, timers: list[TimerRow], now: datetime
     ) -> list[Outcome | None]:
         """Fire the claimed timers as a batch, inside a SAVEPOINT; an outcome per timer (None: skipped).
 
@@ -100,7 +92,7 @@ class SlaScheduler:
         per timer.
         """
         notify_many = self.notify_many or notify_many_of(self.notify)
-        done: dict[int, Outcome | None] = {}
+        done: dict[int | None, Outcome | None] = {}
         todo = list(timers)
         for _attempt in range(BATCH_ATTEMPTS):
             if not todo:
@@ -112,24 +104,26 @@ class SlaScheduler:
                                                 grace=self.grace)
             except TimerFailed as failed:
                 log.error("scheduler %s: %s", self.worker_id, failed, exc_info=failed.__cause__)
-                await _reload(session, timers)
-                await self._failed(session, failed.timer, now)
-                done[id(failed.timer)] = Outcome.VOID
-                todo = [t for t in todo if t is not failed.timer]
+                await self._failed(session, await _orm_timer(session, failed.timer), now)
+                await session.flush()  # before the next attempt reads and writes timer rows itself
+                done[failed.timer.id] = Outcome.VOID
+                # The rolled-back attempt changed the rows in memory: read the rest as they are again.
+                todo = await timers_by_id(session, [t.id for t in todo if t is not failed.timer and t.id])
                 continue
             except Exception:
                 log.exception("scheduler %s: a batch of %d timers failed; firing them one by one",
                               self.worker_id, len(todo))
-                await _reload(session, timers)
                 break
-            done.update(zip(map(id, todo), outcomes, strict=True))
+            done.update(zip((t.id for t in todo), outcomes, strict=True))
             todo = []
-        for timer in todo:  # the fallback: each in its own SAVEPOINT, so one cannot block the others
-            if timer.status != TimerStatus.PENDING.value:
-                done[id(timer)] = None  # replanned away by an earlier timer of the same conversation
-            else:
-                done[id(timer)] = await self._fire(session, timer, now, timers)
-        return [done[id(t)] for t in timers]
+        if todo:  # the fallback: each in its own SAVEPOINT, so one cannot block the others
+            batch = await _orm_timers(session, [t.id for t in todo if t.id is not None])
+            for timer in batch:
+                if timer.status != TimerStatus.PENDING.value:
+                    done[timer.id] = None  # replanned away by an earlier timer of the same conversation
+                else:
+                    done[timer.id] = await self._fire(session, timer, now, batch)
+        return [done.get(t.id) for t in timers]
 
     async def _fire(self, session: AsyncSession, timer: Timer, now: datetime, batch: list[Timer]) -> Outcome:
         late = now - timer.due_at > self.grace
@@ -198,6 +192,20 @@ class SlaScheduler:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def _orm_timers(session: AsyncSession, ids: list[int]) -> list[Timer]:
+    """The claimed timers as ORM objects read afresh (what the one-by-one path works on), in ``ids`` order."""
+    query = select(Timer).where(col(Timer.id).in_(ids)).execution_options(populate_existing=True)
+    found = {t.id: t for t in (await session.execute(query)).scalars()}
+    return [found[i] for i in ids if i in found]
+
+
+async def _orm_timer(session: AsyncSession, row: TimerRow) -> Timer:
+    """One claimed timer as an ORM object, as the database holds it."""
+    assert row.id is not None
+    [timer] = await _orm_timers(session, [row.id])
+    return timer
 
 
 async def _reload(session: AsyncSession, timers: list[Timer]) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 01:44:24.971166+00:00
+Create Date: 2026-12-05 03:50:24.950840+00:00
 """
 
 from collections.abc import Sequence
@@ -251,6 +251,7 @@ def upgrade() -> None:
         sa.Column("reply_to_external_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("created_at", inbox.db_types.UTCDateTime(), nullable=False),
         sa.Column("edited_at", inbox.db_types.UTCDateTime(), nullable=True),
+        sa.Column("follow_up_at", inbox.db_types.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["channel_id"], ["channels.id"], name=op.f("fk_messages_channel_id_channels")
         ),
@@ -270,6 +271,14 @@ def upgrade() -> None:
         "messages",
         ["created_at", "channel_id", "direction", "member_id"],
         unique=False,
+    )
+    op.create_index(
+        "ix_messages_follow_up",
+        "messages",
+        ["created_at", "conversation_id", "follow_up_at"],
+        unique=False,
+        sqlite_where=sa.text("follow_up_at IS NOT NULL"),
+        postgresql_where=sa.text("follow_up_at IS NOT NULL"),
     )
     op.create_table(
         "timers",
@@ -340,6 +349,12 @@ def downgrade() -> None:
     op.drop_index("ix_timers_due", table_name="timers")
     op.drop_index("ix_timers_conversation", table_name="timers")
     op.drop_table("timers")
+    op.drop_index(
+        "ix_messages_follow_up",
+        table_name="messages",
+        sqlite_where=sa.text("follow_up_at IS NOT NULL"),
+        postgresql_where=sa.text("follow_up_at IS NOT NULL"),
+    )
     op.drop_index("ix_messages_created", table_name="messages")
     op.drop_index("ix_messages_conversation", table_name="messages")
     op.drop_table("messages")

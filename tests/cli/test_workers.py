@@ -153,6 +153,9 @@ def test_killed_worker_is_taken_over_without_loss(pg_config: Path) -> None:
     outputs = []
     try:
         assert wait_for(lambda: queue_size(pg_config) == 20), "first events not ingested"
+        # Both must still run: with one gone at start, nobody takes over and it would read as lost events.
+        dead = [w for w in workers if w.poll() is not None]
+        assert not dead, "a worker exited at start:\n" + "\n".join(stop(w) for w in dead)
         # find which worker holds the poller's lease and SIGKILL it mid-stream
         lease = subprocess.run(
             ["psql", _psql_url(pg_config), "-Atc", "SELECT holder FROM leases WHERE name = 'source:website'"],

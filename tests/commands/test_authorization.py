@@ -63,6 +63,17 @@ async def test_a_deactivated_member_is_refused(run: Run, db: Database, clock: Fa
     assert await count_events(db, REFUSED_EVENT) == 1
 
 
+async def test_a_role_change_or_removal_holds_from_the_next_command(run: Run, db: Database) -> None:
+    assert "saved" in await run("bob", "/template add hello Hi {name}")
+    team = [MemberSettings(name="alice", role=Role.ADMIN), MemberSettings(name="carol", role=Role.AGENT)]
+    await sync_members(db, [*team, MemberSettings(name="bob", role=Role.AGENT)])  # bob is an agent now
+    refused = await run("bob", "/template remove hello")
+    assert refused == "/template remove needs the lead role; you are agent."
+    await sync_members(db, team)  # and then left the team
+    assert "not on this team" in await run("bob", "/template list")
+    assert await count(db, Template) == 1
+
+
 async def test_an_agent_cannot_change_templates(run: Run, db: Database) -> None:
     out = await run("carol", "/template add hello Hi {name}")
     assert out == "/template add needs the lead role; you are agent."

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -51,18 +53,24 @@ def test_entrypoint_migrates_then_runs_until_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         ["sh", str(ENTRYPOINT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
     try:
-        deadline = time.monotonic() + 30
-        migrated = False
-        while time.monotonic() < deadline and not migrated:
-            done = subprocess.run(
-                [INBOX_BIN, "-c", str(config), "db", "current"], capture_output=True, text=True, check=False
-            )
-            migrated = "current: none" not in done.stdout and done.returncode == 0
-            time.sleep(0.2)
-        assert migrated, "the entrypoint did not migrate the database"
-        time.sleep(1.0)  # `exec inbox run` replaced the shell: the signal reaches inbox itself
-        proc.send_signal(signal.SIGTERM)
+        # `inbox run` logs "running:" once its signal handlers are in place: a SIGTERM sent earlier
+        # would reach a process that cannot stop cleanly yet (a fixed sleep raced with slow starts).
+        deadline = time.monotonic() + 60
+        seen: list[str] = []
+        while time.monotonic() < deadline and not any("running:" in line for line in seen):
+            try:
+                seen.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        assert any("running:" in line for line in seen), "inbox run did not start:\n" + "".join(seen)
+        done = subprocess.run(
+            [INBOX_BIN, "-c", str(config), "db", "current"], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0 and "current: none" not in done.stdout, "the entrypoint did not migrate"
+        proc.send_signal(signal.SIGTERM)  # `exec inbox run` replaced the shell: the signal reaches inbox
         assert proc.wait(timeout=20) == 0
     finally:
         if proc.poll() is None:

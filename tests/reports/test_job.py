@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import struct
+import time
+from collections.abc import Awaitable, Callable, Sized
 from datetime import timedelta
 from typing import Any
 
@@ -178,6 +180,17 @@ class Recorder:
         return Receipt(platform_message_id=str(len(self.sent)))
 
 
+async def soon(check: Callable[[], Awaitable[Sized]], seconds: float = 30) -> bool:
+    """Poll ``check`` until it returns something non-empty or ``seconds`` of wall time pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if await check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+
+
 async def test_the_loop_posts_at_the_time_and_a_sender_finds_the_image(
     db: Database, clock: FakeClock
 ) -> None:
@@ -187,19 +200,15 @@ async def test_the_loop_posts_at_the_time_and_a_sender_finds_the_image(
     stop = asyncio.Event()
     task = asyncio.create_task(job.run(stop))
     try:
-        for _ in range(100):
-            if await report_timers(db):
-                break
-            await asyncio.sleep(0.01)
+        # Deadlines rather than counts of polls: on a loaded machine the job's start and the chart's
+        # rendering can take seconds; the loop stops as soon as each step is seen.
+        assert await soon(lambda: report_timers(db)), "the job planned no report timer"
         assert await deliveries(db) == []
         clock.set(local("2026-11-23 09:00"))
-        for _ in range(500):
-            if await deliveries(db):
-                break
-            await asyncio.sleep(0.01)
+        await soon(lambda: deliveries(db))
     finally:
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 30)
     assert [d.dedupe_key for d in await deliveries(db)] == ["report:weekly:ops:2026-W47"]
     chat = Recorder()
     await Dispatcher(db, clock, {"team:ops": chat}, worker_id="d").run_once()

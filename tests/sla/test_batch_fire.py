@@ -22,6 +22,7 @@ from inbox.notify import Notifier
 from inbox.notify.facts import ConversationFacts
 from inbox.sla.batch_fire import notify_many_of
 from inbox.sla.engine import SlaEngine
+from inbox.sla.rows import timer_data
 from inbox.sla.scheduler import SlaScheduler
 from inbox.views import Digest
 from tests.notify.conftest import OPS, TIM, Rig, make_rig, team_settings, view_of
@@ -115,11 +116,11 @@ class Picky(Notifier):
 
     broken: set[int] = set()
 
-    def _sla_notice(self, chat: Any, event: str, facts: ConversationFacts, data: dict[str, Any],
-                    mentions: tuple[str, ...], now: datetime) -> Any:
+    def _sla_view(self, chat: Any, event: str, facts: ConversationFacts, data: dict[str, Any],
+                  mentions: tuple[str, ...], now: datetime) -> Any:
         if facts.id in self.broken:
             raise RuntimeError(f"cannot tell about #{facts.id}")
-        return super()._sla_notice(chat, event, facts, data, mentions, now)
+        return super()._sla_view(chat, event, facts, data, mentions, now)
 
 
 async def test_a_notice_that_fails_in_a_batch_fails_only_its_own_timer(
@@ -188,3 +189,16 @@ def test_only_a_notifier_s_own_sla_notify_gets_the_batch_form(tmp_path: Path) ->
     assert notify_many_of(plain) is None
     assert notify_many_of(sla_notify) is None  # type: ignore[arg-type]
     assert notify_many_of(notifier.on_failed) is None  # type: ignore[arg-type]
+
+
+def test_timer_data_is_decoded_once_per_text_and_never_shared() -> None:
+    flat = '{"target": "first_response", "policy": "standard"}'
+    one, two = timer_data(flat), timer_data(flat)
+    assert one == two == {"target": "first_response", "policy": "standard"} and one is not two
+    one["errors"] = 1
+    assert timer_data(flat) == two  # a change to one row's data reaches no other
+    nested = '{"step": 1, "notify": ["leads"]}'
+    first, second = timer_data(nested), timer_data(nested)
+    first["notify"].append("admins")
+    assert second == {"step": 1, "notify": ["leads"]}  # nested values are decoded afresh
+    assert timer_data(None) == timer_data("") == {}

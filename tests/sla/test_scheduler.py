@@ -203,3 +203,30 @@ async def test_a_scheduler_never_waits_for_a_timer_another_one_holds(
     assert rig.kinds() == ["sla.warning", "sla.breached"]
     assert len(await rig.events("sla.breached", cid)) == 1
     assert await rig.timers(cid) == []
+
+
+async def test_a_timer_failing_after_others_fired_in_its_batch_leaves_them_to_fire_once(
+    db: Database, clock: FakeClock
+) -> None:
+    rig = await make_rig(db, clock, policy(first_response="1h", warn_at=None))
+    first = await rig.inbound("u1")
+    second = await rig.inbound("u2")
+    failures = {second: 1}  # the first timer of the batch has fired (in memory) when the second raises
+
+    async def flaky(session: AsyncSession, kind: str, conv: Any, data: dict[str, Any]) -> None:
+        if failures.get(conv.id):
+            failures[conv.id] -= 1
+            raise RuntimeError("notifier is down")
+        await rig.notify(session, kind, conv, data)
+
+    rig.scheduler.notify = flaky
+    clock.set(MON_9 + timedelta(hours=1))
+    # The rolled-back attempt's changes do not count: the first fires again, once, in the next attempt
+    # of the same pass; the second is set aside for a retry.
+    assert await rig.scheduler.run_once() == 2
+    [fired] = await rig.timers(first, TimerStatus.FIRED.value)
+    assert (fired.kind, fired.claimed_by) == ("sla.breach", "s1")
+    assert (await rig.conv(first)).breached == ["first_response"]
+    assert [len(await rig.events("sla.breached", cid)) for cid in (first, second)] == [1, 0]
+    await rig.advance(timedelta(minutes=1))
+    assert [len(await rig.events("sla.breached", cid)) for cid in (first, second)] == [1, 1]

@@ -1,0 +1,159 @@
+"""Many rows in one statement, bound straight through the driver (executemany of plain tuples).
+
+SQLAlchemy's executemany builds a parameter dict per row, fills every column default and runs each
+value through its type's bind processor: for a batch of ingested events that was most of the time spent
+in Python. Here each value is converted the way the column's type would store it (UTC timestamps, JSON)
+by one function per column chosen once, and the rows go to the driver as tuples.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import JSON, Table
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from inbox.db_types import UTCDateTime
+
+_Convert = Callable[[Any], Any]
+_MARK = re.compile(r"(?<![:\w]):(\w+)")  # a named parameter, not a '::' cast
+
+
+def _utc(value: datetime) -> datetime:
+    """The instant in UTC; naive input is refused, as ``UTCDateTime`` does."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column; use the injected Clock")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+@lru_cache(maxsize=4096)  # a batch repeats its times: its own 'now', a message's time on its conversation
+def _sqlite_time(value: datetime | None) -> str | None:
+    # SQLAlchemy's SQLite format, microseconds always written, so that stored times compare as text.
+    return None if value is None else _utc(value).isoformat(" ", "microseconds")[:26]
+
+
+def _postgres_time(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _json(value: Any) -> str:
+    # Most attachment lists are empty. SQLAlchemy's JSON type binds None as JSON 'null' too (none_as_null
+    # is off).
+    if not value and type(value) is list:
+        return "[]"
+    return json.dumps(value)
+
+
+def _converter(type_: TypeEngine[Any] | None, dialect: str) -> _Convert | None:
+    """How a value of the type is handed to the driver; None when as it is."""
+    if isinstance(type_, UTCDateTime):
+        return _sqlite_time if dialect == "sqlite" else _postgres_time
+    if isinstance(type_, JSON):
+        return _json
+    return None
+
+
+class _Compiled:
+    """A statement made ready for one dialect: its SQL and how to turn a row into the driver's tuple."""
+
+    def __init__(self, statement: DriverStatement, dialect: str, paramstyle: str):
+        names: list[str] = []
+
+        def mark(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if paramstyle == "numeric_dollar":
+                if name not in names:
+                    names.append(name)
+                return f"${names.index(name) + 1}"
+            names.append(name)  # qmark: a name used twice is bound twice
+            return "?"
+
+        if paramstyle not in ("qmark", "numeric_dollar"):
+            raise NotImplementedError(f"paramstyle {paramstyle}")
+        self.sql = _MARK.sub(mark, statement.sql)
+        # The values of each row, then the constants (bound the same for every row, converted once).
+        given = [name for name in names if name not in statement.constants]
+        if names[len(given) :] != [name for name in names if name in statement.constants]:
+            raise ValueError("the constants' parameters must come after the rows' in the SQL")
+        self.get: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+        if len(given) > 1:
+            self.get = itemgetter(*given)
+        else:
+            self.get = (lambda row: (row[given[0]],)) if given else (lambda row: ())
+        converters = [_converter(statement.types.get(name), dialect) for name in names]
+        self.constants = tuple(
+            statement.constants[name] if convert is None else convert(statement.constants[name])
+            for name, convert in zip(names[len(given) :], converters[len(given) :], strict=True)
+        )
+        self.converters = [
+            (index, convert) for index, convert in enumerate(converters[: len(given)]) if convert is not None
+        ]
+
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        get, converters, constants = self.get, self.converters, self.constants
+        if not converters:
+            return [get(row) + constants for row in rows]
+        out = []
+        for row in rows:
+            values = list(get(row))
+            for index, convert in converters:
+                values[index] = convert(values[index])
+            out.append((*values, *constants))
+        return out
+
+
+class DriverStatement:
+    """SQL with ``:name`` parameters, run with executemany of converted tuples.
+
+    ``types`` says how a named value is stored (names not in it go as they are); ``constants`` are values
+    bound the same for every row, whose parameters come last in the SQL. Every ``:word`` not preceded by
+    a word character or a colon is a parameter, so the SQL must not hold such text in a string literal.
+    """
+
+    def __init__(
+        self,
+        sql: str,
+        types: Mapping[str, TypeEngine[Any] | None],
+        constants: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.sql = sql
+        self.types = dict(types)
+        self.constants = dict(constants or {})
+        self._compiled: dict[str, _Compiled] = {}
+
+    async def execute_many(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per row, in one executemany, in the session's transaction."""
+        if not rows:
+            return
+        connection = await session.connection()
+        dialect = connection.dialect
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = _Compiled(self, dialect.name, dialect.paramstyle)
+            self._compiled[dialect.name] = compiled
+        await connection.exec_driver_sql(compiled.sql, compiled.params(rows))
+
+
+class BulkInsert(DriverStatement):
+    """INSERT of rows that give ``columns``; the table's scalar column defaults fill the other columns,
+    as SQLAlchemy's insert would."""
+
+    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+        defaults: dict[str, Any] = {}
+        for column in table.columns:
+            if column.name in columns or column.default is None:
+                continue
+            if not column.default.is_scalar:
+                raise NotImplementedError(f"{table.name}.{column.name}: only scalar defaults are filled")
+            defaults[column.name] = column.default.arg  # type: ignore[attr-defined]
+        names = [*columns, *defaults]
+        types = {name: table.c[name].type for name in names}
+        marks = ", ".join(f":{name}" for name in names)
+        super().__init__(f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({marks})', types, defaults)
