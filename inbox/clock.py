@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -59,9 +59,16 @@ class FakeClock:
         self.set(self._now + step)
         return self._now
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait until the fake time has advanced by ``seconds``."""
-        target = self._now + timedelta(seconds=max(0.0, seconds))
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """Wait until the fake time has advanced by ``seconds`` from the call.
+
+        The target is fixed when ``sleep`` is called, not when the coroutine first runs: a caller that
+        wraps it in a task (``ensure_future``) would otherwise measure from a later instant if the clock
+        jumped in between, and sleep past the time it meant to wake at.
+        """
+        return self._sleep_until(self._now + timedelta(seconds=max(0.0, seconds)))
+
+    async def _sleep_until(self, target: datetime) -> None:
         async with self._changed:
             await self._changed.wait_for(lambda: self._now >= target)
 

@@ -52,3 +52,16 @@ async def test_a_fake_clock_wakes_sleepers_when_advanced() -> None:
     await asyncio.wait_for(sleeper, 1)
     with pytest.raises(ValueError):
         clock.set(START)
+
+
+async def test_a_fake_clock_sleep_counts_from_the_call_even_if_its_task_starts_later() -> None:
+    # The weekly-report job computes a delay, then wraps clock.sleep in a task: a jump of the clock
+    # between the call and the task's first step must not push the wake-up later.
+    clock = FakeClock()
+    sleep = clock.sleep(60)
+    clock.advance(30)  # before the coroutine has run at all
+    task = asyncio.ensure_future(sleep)
+    await asyncio.sleep(0)
+    assert not task.done()
+    clock.advance(30)  # 60 s after the call
+    await asyncio.wait_for(task, 1)
