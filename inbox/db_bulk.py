@@ -76,7 +76,7 @@ class _Compiled:
             return "?"
 
         if paramstyle not in ("qmark", "numeric_dollar"):
-            raise NotImplementedError(f"paramstyle {paramstyle}")
+            raise ValueError(f"bulk binds qmark (sqlite3) or numeric_dollar (asyncpg), not {paramstyle}")
         self.sql = _MARK.sub(mark, statement.sql)
         # The values of each row, then the constants (bound the same for every row, converted once).
         given = [name for name in names if name not in statement.constants]
@@ -151,7 +151,7 @@ class BulkInsert(DriverStatement):
             if column.name in columns or column.default is None:
                 continue
             if not column.default.is_scalar:
-                raise NotImplementedError(f"{table.name}.{column.name}: only scalar defaults are filled")
+                raise ValueError(f"{table.name}.{column.name}: computed default, pass the column")
             defaults[column.name] = column.default.arg  # type: ignore[attr-defined]
         names = [*columns, *defaults]
         types = {name: table.c[name].type for name in names}
