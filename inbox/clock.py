@@ -33,6 +33,19 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
 
+async def real_pause(seconds: float, stop: asyncio.Event) -> None:
+    """Pause ``seconds`` of real time, or until ``stop``: a back-off between retries, not a wait on the clock.
+
+    A loop whose work is due now but held elsewhere (another worker's claim) must not spin, and must not
+    wait on the clock either: asking a stopped clock (a test's, or a paused demo's) for "0.05 s more"
+    never returns, while the work itself needs no clock time to pass.
+    """
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
 class FakeClock:
     """A clock that only moves when a test moves it; sleepers wake when it passes their time."""
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from inbox.audit import record
-from inbox.clock import Clock, isoformat_utc
+from inbox.clock import Clock, isoformat_utc, real_pause
 from inbox.db import Database
 from inbox.errors import DeliveryNotFound, InvalidAction
 from inbox.events import Actor, Outbound, Receipt
@@ -39,8 +39,8 @@ _OUTBOX = Actor.system("outbox")
 _OUTBOUND_KEYS = ("text", "recipient", "reply_to", "thread_key", "kind")
 # Errors end up in chat notices and the CLI; a sender that dumps a whole HTTP body must not bloat rows.
 MAX_ERROR_LENGTH = 2000
-# Never sleep less than this when something looks due but could not be claimed (another worker holds
-# it, or a lease ends exactly now): a zero sleep would spin.
+# Real seconds to pause when something looks due but could not be claimed (another worker holds it, or
+# a lease ends exactly now): a zero sleep would spin, and a clock wait would never end on a stopped clock.
 MIN_IDLE_SLEEP = 0.01
 
 Jitter = Literal["full", "equal", "none"]
@@ -474,6 +474,9 @@ class Dispatcher:
                     log.exception("outbox %s: dispatch pass failed; trying again in %gs",
                                   self.worker_id, idle)
                     delay = idle
+                if delay <= 0:
+                    await real_pause(MIN_IDLE_SLEEP, stop)
+                    continue
                 await self._wait(delay, stop, wake)
         finally:
             self._stopping = None
@@ -493,7 +496,7 @@ class Dispatcher:
         for instant in (next_pending, next_expiry):
             if instant is not None:
                 delay = min(delay, (instant - now).total_seconds())
-        return max(delay, min(idle, MIN_IDLE_SLEEP))
+        return delay
 
     async def _wait(self, seconds: float, stop: asyncio.Event, wake: asyncio.Event | None) -> None:
         waiters = [asyncio.ensure_future(self.clock.sleep(seconds)), asyncio.ensure_future(stop.wait())]

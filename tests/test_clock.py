@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inbox.clock import FakeClock, ScaledClock
+from inbox.clock import FakeClock, ScaledClock, real_pause
 
 START = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
 
@@ -65,3 +65,16 @@ async def test_a_fake_clock_sleep_counts_from_the_call_even_if_its_task_starts_l
     assert not task.done()
     clock.advance(30)  # 60 s after the call
     await asyncio.wait_for(task, 1)
+
+
+async def test_a_real_pause_ends_in_real_time_on_a_stopped_clock_or_at_once_on_stop() -> None:
+    clock = FakeClock(START)
+    stop = asyncio.Event()
+    began = time.monotonic()
+    await real_pause(0.05, stop)  # the fake clock never moves: the pause does not depend on it
+    assert 0.04 <= time.monotonic() - began < 5
+    assert clock.now() == START
+    stop.set()
+    began = time.monotonic()
+    await real_pause(60, stop)
+    assert time.monotonic() - began < 5

@@ -50,13 +50,13 @@ class JsonlSource:
                 line = fh.readline()
                 if not line.endswith(b"\n"):
                     break  # a line still being written: read it next time
-                offset += len(line)
+                start, offset = offset, offset + len(line)
                 if not line.strip():
                     continue
                 try:
                     events.append(parse_event(json.loads(line), channel=self.channel))
-                except (ValueError, BadEvent) as exc:
-                    log.warning("%s: skipped bad line at byte %d: %s", self.path, offset, exc)
+                except (ValueError, BadEvent) as exc:  # the line's first byte: where a reader finds it
+                    log.warning("%s: skipped bad line at byte %d: %s", self.path, start, exc)
         return Batch(self.channel, events, str(offset))
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from inbox.audit import record
-from inbox.clock import Clock, isoformat_utc
+from inbox.clock import Clock, isoformat_utc, real_pause
 from inbox.db import Database
 from inbox.events import Actor
 from inbox.i18n import t
@@ -63,6 +63,8 @@ POSTED_EVENT: Final = "report.posted"
 FAILED_EVENT: Final = "report.failed"
 DEFAULT_LEASE: Final = timedelta(minutes=10)
 DEFAULT_GRACE: Final = timedelta(seconds=60)
+# Real seconds between passes while a due week cannot be posted yet (another worker holds its claim).
+BUSY_RETRY: Final = 0.05
 _ACTOR: Final = Actor.system("reports")
 
 
@@ -285,8 +287,14 @@ class WeeklyReportJob:
                 due = None
             delay = self.poll_interval
             if due is not None:
-                delay = max(0.0, min(delay, (due - self.clock.now()).total_seconds()))
-            await self._wait(max(delay, 0.01), stop)
+                delay = min(delay, (due - self.clock.now()).total_seconds())
+            if delay <= 0:
+                # Due already: it came due during the pass (go again at once), or another worker is
+                # claiming it. A short real pause either way, not a clock wait: "0.01 s more" never comes on a
+                # stopped clock, and the week would wait for the next poll instead of going out now.
+                await real_pause(BUSY_RETRY, stop)
+                continue
+            await self._wait(delay, stop)
 
     async def _wait(self, seconds: float, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(self.clock.sleep(seconds)), asyncio.ensure_future(stop.wait())]

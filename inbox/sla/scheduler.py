@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from inbox.audit import record
-from inbox.clock import Clock, isoformat_utc
+from inbox.clock import Clock, isoformat_utc, real_pause
 from inbox.db import Database
 from inbox.events import Actor
 from inbox.models import Timer, TimerStatus
@@ -179,7 +179,7 @@ class SlaScheduler:
                 delay = min(delay, (due - self.clock.now()).total_seconds())
             if delay <= 0:
                 if self.last_busy or not settled:
-                    await _real_pause(BUSY_RETRY, stop)  # due rows held by someone else: do not spin
+                    await real_pause(BUSY_RETRY, stop)  # due rows held by someone else: do not spin
                 continue
             await self._wait(delay, stop, wake)
 
@@ -214,10 +214,3 @@ async def _reload(session: AsyncSession, timers: list[Timer]) -> None:
     ids = [inspect(t).identity[0] for t in timers]  # reading ``t.id`` of an expired row would load it
     query = select(Timer).where(col(Timer.id).in_(ids))
     await session.execute(query.execution_options(populate_existing=True))
-
-
-async def _real_pause(seconds: float, stop: asyncio.Event) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from connectors.jsonl import JsonlSender, JsonlSource
@@ -33,12 +35,18 @@ def line(ext: str, text: str = "hi") -> str:
     )
 
 
-async def test_source_reads_complete_lines_only_and_skips_bad_ones(tmp_path: Path) -> None:
+async def test_source_reads_complete_lines_only_and_skips_bad_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "in.jsonl"
     path.write_text(line("1") + "not json\n" + line("2") + '{"external_id": "3"')
     source = JsonlSource("support", path)
-    batch = await source.fetch(None)
+    with caplog.at_level(logging.WARNING, logger="connectors.jsonl"):
+        batch = await source.fetch(None)
     assert [e.external_id for e in batch.events] == ["1", "2"]
+    # the warning names the bad line's first byte, where `tail -c +N+1` or an editor finds it
+    (warning,) = [r.getMessage() for r in caplog.records if "skipped bad line" in r.getMessage()]
+    assert f"at byte {len(line('1'))}:" in warning
     assert batch.events[0].channel == "support"
     # the half-written line is read once it is complete
     with path.open("a") as fh:

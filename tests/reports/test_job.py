@@ -8,7 +8,7 @@ import base64
 import struct
 import time
 from collections.abc import Awaitable, Callable, Sized
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -189,6 +189,38 @@ async def soon(check: Callable[[], Awaitable[Sized]], seconds: float = 30) -> bo
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.01)
+
+
+class _ClockMovesDuringTheQuery(WeeklyReportJob):
+    """Moves the clock to the due time while the loop asks when the next week is due (what a test that
+    sets the clock, or real time passing, can do at that moment)."""
+
+    moved = False
+
+    async def next_due(self) -> datetime | None:
+        due = await super().next_due()
+        if due is not None and not self.moved:
+            self.clock.set(due)
+            self.moved = True
+        return due
+
+
+async def test_a_week_that_comes_due_while_the_loop_looks_goes_out_without_the_clock_moving_again(
+    db: Database, clock: FakeClock
+) -> None:
+    # The loop once slept "at least 0.01 s" of clock time when the week was already due: on a clock
+    # that does not move on (the report job test's intermittent failure) it never woke.
+    conf = await seed(db, clock, make_settings(general={"timezone": TZ}, team_chats=CHATS[:1]))
+    clock.set(local("2026-11-23 08:30"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(_ClockMovesDuringTheQuery(db, clock, conf, "looker").run(stop))
+    try:
+        await soon(lambda: deliveries(db), seconds=15)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert clock.now() == local("2026-11-23 09:00")
+    assert [d.dedupe_key for d in await deliveries(db)] == ["report:weekly:ops:2026-W47"]
 
 
 async def test_the_loop_posts_at_the_time_and_a_sender_finds_the_image(
