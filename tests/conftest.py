@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 import socket
 import uuid
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from inbox.clock import FakeClock
 from inbox.db import Database, normalise_url
+from inbox.logs import SDK_LOGGERS
 from inbox.models import metadata
 
 POSTGRES_ENV = "INBOX_TEST_POSTGRES_URL"
@@ -55,6 +57,27 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
 
 setattr(socket.socket, "connect", _guarded_connect)  # noqa: B010  (mypy rejects assigning methods)
 setattr(socket.socket, "connect_ex", _guarded_connect_ex)  # noqa: B010
+
+
+# --- logging left as each test found it -------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Put the root and SDK loggers back after each test: ``inbox`` commands run in-process configure
+    logging with a handler on the test's captured stderr, which pytest closes; left installed, it made
+    later log lines (aiosmtpd's thread at teardown) print "--- Logging error ---" tracebacks."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    sdks = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
+            for name in SDK_LOGGERS}
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    for name, (handlers, propagate) in sdks.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
 
 
 # --- PostgreSQL: one scratch database per test session ---------------------------------------
