@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +20,9 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READ_ONLY = "inbox_read_only"  # execution option: this connection's transactions only read
 _NO_BEGIN = "inbox_no_begin"  # execution option (SQLite): no transaction, each statement stands alone
+# PostgreSQL: a pooled connection idle for longer than this is pinged before use (see _configure_postgres).
+PING_AFTER_IDLE_S: Final = 10.0
+_IDLE_SINCE: Final = "inbox_idle_since"  # connection record info: monotonic time it went back to the pool
 
 
 class DatabaseError(RuntimeError):
@@ -45,8 +50,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _configure_postgres(engine)
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -82,6 +89,37 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             return  # the driver is in autocommit mode (see _on_connect): a lone read is atomic by itself
         # A reader takes no write lock: in WAL mode it then runs beside the writer and other readers.
         conn.exec_driver_sql("BEGIN" if options.get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+def _configure_postgres(engine: AsyncEngine) -> None:
+    """Check each pooled connection before use, paying the ping only when the connection sat idle.
+
+    SQLAlchemy's ``pool_pre_ping`` costs three round trips at every checkout (asyncpg's ping is BEGIN,
+    an empty query, ROLLBACK), and a command checks out twice. A connection the server closed (restart,
+    ``pg_terminate_backend``) is known to asyncpg without asking: the socket saw the end. Only one that
+    sat idle for a while may have died silently (a firewall, a NAT timeout), so only that one is pinged.
+    A failed check makes the pool discard the connection and open another.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) <= PING_AFTER_IDLE_S:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
 
 
 def is_postgres(engine: AsyncEngine) -> bool:
