@@ -50,6 +50,15 @@ FailedHook = Callable[[AsyncSession, Delivery], Awaitable[None]]
 # --- queueing ---------------------------------------------------------------------------------------
 
 
+# Built once, values bound at execution: building a statement and its cache key per delivery cost more
+# than the INSERT itself (every reply, card and notice goes through here).
+_INSERT = insert(Delivery).returning(col(Delivery.id))
+_UPSERT_PG = (postgresql.insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe_key"])
+              .returning(col(Delivery.id)))
+_UPSERT_SQLITE = (sqlite.insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                  .returning(col(Delivery.id)))
+
+
 async def enqueue(
     session: AsyncSession, *, destination: str, purpose: str, payload: Mapping[str, Any], now: datetime,
     conversation_id: int | None = None, message_id: int | None = None, dedupe_key: str | None = None,
@@ -63,18 +72,10 @@ async def enqueue(
         "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": due, "created_at": now,
     }
     if dedupe_key is None:
-        delivery_id: int | None = (
-            await session.execute(insert(Delivery).values(values).returning(col(Delivery.id)))
-        ).scalar_one()
+        delivery_id: int | None = (await session.execute(_INSERT, values)).scalar_one()
     else:
-        dialect = session.get_bind().dialect.name
-        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = (
-            upsert(Delivery).values(values)
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(col(Delivery.id))
-        )
-        delivery_id = (await session.execute(stmt)).scalar_one_or_none()
+        upsert = _UPSERT_PG if session.get_bind().dialect.name == "postgresql" else _UPSERT_SQLITE
+        delivery_id = (await session.execute(upsert, values)).scalar_one_or_none()
         if delivery_id is None:
             return None
     await record(session, _OUTBOX, "delivery.queued", now, conversation_id, delivery_id=delivery_id,
