@@ -12,9 +12,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Integer, ScalarSelect, delete, insert, literal, update
+from sqlalchemy import (
+    CursorResult,
+    Insert,
+    Integer,
+    ScalarSelect,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    tuple_,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -84,6 +98,88 @@ def _reply_target() -> tuple[ScalarSelect[Any], ...]:
     )
 
 
+def _load_statement(*columns: ScalarSelect[Any]) -> Select[Any]:
+    """Lock and load one conversation (bound as ``conversation_id``), plus ``columns`` (subqueries on it)."""
+    return (
+        sa_select(Conversation, *columns)
+        .where(col(Conversation.id) == bindparam("conversation_id", type_=Integer))
+        .with_for_update(of=Conversation)
+    )
+
+
+# The statements of every action, built once: building one and its cache key costs more CPU than running
+# it (on SQLite, as much as two statements' round trips).
+_LOAD: Final = _load_statement()
+_LOAD_TAGGED: Final = _load_statement(tag_names_of(col(Conversation.id)))
+_LOAD_REPLY: Final = _load_statement(*_reply_target())
+
+
+async def _locked(
+    session: AsyncSession, statement: Select[Any], conversation_id: int
+) -> tuple[Conversation, tuple[Any, ...]]:
+    """Run a ``_load_statement``: the locked conversation and its extra columns, or ConversationNotFound."""
+    row = (await session.execute(statement, {"conversation_id": conversation_id})).one_or_none()
+    if row is None:
+        raise ConversationNotFound(conversation_id)
+    return row[0], tuple(row[1:])
+
+
+# Tags the conversation (``conversation_id``) with the existing tags of ``names``. On the table, not the
+# entity: an ORM INSERT given parameters would be a bulk INSERT of them.
+_ATTACH: Final = insert(ConversationTag.__table__).from_select(  # type: ignore[attr-defined]
+    ["conversation_id", "tag_id"],
+    select(bindparam("conversation_id", type_=Integer), col(Tag.id))
+    .where(col(Tag.name).in_(bindparam("names", expanding=True))),
+)
+
+
+def _insert_reply() -> Insert:
+    """INSERT of a reply at ``r_at`` that sets its ``follow_up_at`` too and says if a reply is dated later.
+
+    The same rule as ``inbox.follow_ups`` for a reply that comes after every message stored so far: its round
+    began at the first customer message after the previous reply (NULL for a first reply, or when nothing
+    was asked since). Computed inside the INSERT, so it sees the messages committed before the conversation's
+    lock was granted; ``RETURNING`` says whether a reply is dated later (an import, a platform's clock),
+    whose round this one changes: only then does the caller run ``keep_follow_ups``.
+    """
+    m: Table = Message.__table__  # type: ignore[attr-defined]
+    conversation = bindparam("r_conversation", type_=Integer)
+    at = bindparam("r_at", type_=m.c.created_at.type)
+    previous, asked, last = m.alias("r_prev"), m.alias("r_in"), m.alias("r_last")
+    # Every stored message with created_at <= r_at comes before the new row (its id is the largest).
+    last_reply = (
+        sa_select(previous.c.id)
+        .where(previous.c.conversation_id == conversation, previous.c.direction == Direction.OUT.value,
+               previous.c.created_at <= at)
+        .order_by(previous.c.created_at.desc(), previous.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    round_start = (
+        sa_select(func.min(asked.c.created_at))
+        .select_from(asked.join(last, last.c.id == last_reply))
+        .where(asked.c.conversation_id == conversation, asked.c.direction == Direction.IN.value,
+               tuple_(last.c.created_at, last.c.id) < tuple_(asked.c.created_at, asked.c.id),
+               asked.c.created_at <= at)
+        .scalar_subquery()
+    )
+    later = m.alias("r_later")
+    replied_later = exists().where(later.c.conversation_id == conversation,
+                                   later.c.direction == Direction.OUT.value, later.c.created_at > at)
+    values: dict[str, Any] = {
+        name: bindparam(f"r_{name}", type_=m.c[name].type)
+        for name in ("channel_id", "direction", "member_id", "text", "attachments")
+    }
+    return (
+        insert(m)
+        .values(**values, conversation_id=conversation, created_at=at, follow_up_at=round_start)
+        .returning(m.c.id, m.c.follow_up_at, replied_later)
+    )
+
+
+_INSERT_REPLY: Final = _insert_reply()
+
+
 def normalise_tag(raw: str) -> str:
     """Lower-case a tag and check its characters, or raise InvalidAction."""
     tag = raw.strip().lstrip("#").lower()
@@ -112,30 +208,14 @@ class Actions:
             yield session
 
     async def _load(self, session: AsyncSession, conversation_id: int) -> Conversation:
-        return (await self._load_with(session, conversation_id))[0]
+        return (await _locked(session, _LOAD, conversation_id))[0]
 
     async def _load_tagged(
         self, session: AsyncSession, conversation_id: int
     ) -> tuple[Conversation, set[str]]:
         """Lock and load the conversation with its tag names, in one statement."""
-        tags = tag_names_of(col(Conversation.id))
-        conv, (tag_names,) = await self._load_with(session, conversation_id, tags)
+        conv, (tag_names,) = await _locked(session, _LOAD_TAGGED, conversation_id)
         return conv, set(split_tags(tag_names))
-
-    @staticmethod
-    async def _load_with(
-        session: AsyncSession, conversation_id: int, *columns: ScalarSelect[Any]
-    ) -> tuple[Conversation, tuple[Any, ...]]:
-        """Lock and load the conversation, plus ``columns`` (subqueries on it) in the same statement."""
-        query = (
-            sa_select(Conversation, *columns)
-            .where(col(Conversation.id) == conversation_id)
-            .with_for_update(of=Conversation)
-        )
-        row = (await session.execute(query)).one_or_none()
-        if row is None:
-            raise ConversationNotFound(conversation_id)
-        return row[0], tuple(row[1:])
 
     async def _finish(
         self, session: AsyncSession, conv: Conversation, actor: Actor, action: str, *,
@@ -177,22 +257,12 @@ class Actions:
         if len(body) > MAX_REPLY_LENGTH:
             raise InvalidAction(f"a reply can be at most {MAX_REPLY_LENGTH} characters")
         async with self._transaction() as session:
-            conv, (channel, recipient, reply_to, tag_names) = await self._load_with(
-                session, conversation_id, *_reply_target()
+            conv, (channel, recipient, reply_to, tag_names) = await _locked(
+                session, _LOAD_REPLY, conversation_id
             )
             self._require_not_resolved(conv, "reply")
             now = self.clock.now()
-            message = Message(
-                channel_id=conv.channel_id,
-                conversation_id=conv.id,
-                direction=Direction.OUT.value,
-                member_id=actor.member_id,
-                text=body,
-                created_at=now,
-            )
-            session.add(message)
-            await session.flush()
-            await keep_follow_ups(session, [(conv.id, now)])
+            message = await self._store_reply(session, conv, actor, body, now)
             await self._queue_reply(session, conv, message, now, channel, recipient, reply_to)
             if conv.first_response_at is None:
                 conv.first_response_at = now
@@ -200,6 +270,21 @@ class Actions:
             await self._finish(session, conv, actor, "replied", known_tags=frozenset(split_tags(tag_names)),
                                message_id=message.id)
             return message
+
+    @staticmethod
+    async def _store_reply(
+        session: AsyncSession, conv: Conversation, actor: Actor, body: str, now: datetime
+    ) -> Message:
+        """Insert the reply with its follow-up round in one statement (not an INSERT, then an UPDATE)."""
+        message = Message(channel_id=conv.channel_id, conversation_id=conv.id, direction=Direction.OUT.value,
+                          member_id=actor.member_id, text=body, created_at=now)
+        params = {"r_channel_id": message.channel_id, "r_conversation": message.conversation_id,
+                  "r_direction": message.direction, "r_member_id": message.member_id, "r_text": message.text,
+                  "r_attachments": message.attachments, "r_at": now}
+        message.id, message.follow_up_at, replied_later = (await session.execute(_INSERT_REPLY, params)).one()
+        if replied_later:  # rare: a reply dated later, whose round starts differently now
+            await keep_follow_ups(session, [(conv.id, now)])
+        return message
 
     @staticmethod
     async def _queue_reply(
@@ -279,11 +364,8 @@ class Actions:
     @staticmethod
     async def _attach(session: AsyncSession, conversation_id: int, names: Sequence[str]) -> None:
         """Put the tags on the conversation, creating those used for the first time."""
-        attach = insert(ConversationTag).from_select(
-            ["conversation_id", "tag_id"],
-            select(literal(conversation_id, Integer), col(Tag.id)).where(col(Tag.name).in_(names)),
-        )
-        if cast(CursorResult[Any], await session.execute(attach)).rowcount == len(names):
+        attached = await session.execute(_ATTACH, {"conversation_id": conversation_id, "names": list(names)})
+        if cast(CursorResult[Any], attached).rowcount == len(names):
             return  # all of them existed: the usual case, one statement
         known = set((await session.execute(select(col(Tag.name)).where(col(Tag.name).in_(names)))).scalars())
         for name in names:

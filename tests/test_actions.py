@@ -13,9 +13,10 @@ from inbox.db import Database
 from inbox.errors import ConversationNotFound, InvalidAction, UnknownMember
 from inbox.events import Actor, Author, Batch, Inbound
 from inbox.ingest import Ingestor
-from inbox.models import Conversation, Delivery, Event, Kind, Member, Message, Status, Tag, Timer
+from inbox.models import Conversation, Delivery, Direction, Event, Kind, Member, Message, Status, Tag, Timer
 from inbox.queries import conversation_detail
 from tests.factories import seed
+from tests.test_follow_ups import reference, stored
 
 
 @pytest.fixture
@@ -63,6 +64,32 @@ async def test_reply_stores_message_and_queues_delivery(db: Database, clock: Fak
     c = await conv(db, cid)
     assert c.first_response_at == clock.now()
     assert ("conversation.replied", "member:alice") in await events(db, cid)
+
+
+async def test_a_reply_keeps_follow_up_rounds_also_of_a_reply_dated_later(
+    db: Database, clock: FakeClock, setup
+) -> None:
+    actions, alice, cid = setup
+    start = clock.now()
+
+    def customer(ext: str, at: timedelta, direction: Direction = Direction.IN) -> Inbound:
+        return Inbound("support", ext, Kind.DM, Author("cust", "cust_h", "Cust"), "text", start + at,
+                       direction=direction, member="alice" if direction is Direction.OUT else None)
+
+    clock.advance(timedelta(minutes=2))
+    first = await actions.reply(alice, cid, "hello")
+    ingestor = Ingestor(db, clock)
+    # A reply dated an hour ahead (a platform's clock), then a follow-up from the customer.
+    await ingestor.ingest(Batch("support", [customer("ahead", timedelta(hours=1), Direction.OUT)]))
+    await ingestor.ingest(Batch("support", [customer("again", timedelta(minutes=3))]))
+    clock.advance(timedelta(minutes=3))
+    second = await actions.reply(alice, cid, "answer")
+    by_conversation, values = await stored(db)
+    assert first.follow_up_at is None and values[first.id or 0] is None
+    assert second.follow_up_at == start + timedelta(minutes=3) == values[second.id or 0]
+    # The reply ahead now follows ours with nothing asked between: its round is gone.
+    assert values == reference(by_conversation)
+    assert list(by_conversation) == [cid] and len(by_conversation[cid]) == 5
 
 
 async def test_note_is_internal(db: Database, setup) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
 from sqlmodel import col
 
 from inbox.actions import Actions
@@ -49,6 +49,11 @@ class AppLike(Protocol):
     clock: Clock
     settings: Settings
     actions: Actions
+
+
+# The member lookups every command starts with, built once (building a statement costs more than running it).
+_MEMBERS: Final = select(Member).where(col(Member.active).is_(True))
+_MEMBER_NAMED: Final = _MEMBERS.where(col(Member.name) == bindparam("name", type_=String))
 
 
 def _sentence(text: str) -> str:
@@ -137,15 +142,14 @@ class CommandCore:
         Read for every command, never cached, so that a role change or removal holds from the next one;
         one statement, outside any transaction (``Database.lone_reads``).
         """
+        if invocation.member_name is None and invocation.user_id is None:
+            return None
         async with self.deps.db.lone_reads() as session:
-            query = select(Member).where(col(Member.active).is_(True))
             if invocation.member_name is not None:
-                found = await session.execute(query.where(col(Member.name) == invocation.member_name))
+                found = await session.execute(_MEMBER_NAMED, {"name": invocation.member_name})
                 return found.scalar_one_or_none()
-            if invocation.user_id is None:
-                return None
             # platform_ids is JSON; the team is small, so matching in Python stays portable.
-            for member in (await session.execute(query)).scalars():
+            for member in (await session.execute(_MEMBERS)).scalars():
                 if member.platform_ids.get(invocation.platform) == str(invocation.user_id):
                     return member
         return None

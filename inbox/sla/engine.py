@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import Table, event, select
+from sqlalchemy import Select, Table, bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import col
@@ -723,14 +723,8 @@ class SlaEngine:
         session: AsyncSession, ids: list[int], *, skip_locked: bool = False
     ) -> dict[int, list[Timer]]:
         """Pending SLA timers of these conversations, locked (FOR UPDATE waits and sees the latest rows)."""
-        rows = (await session.execute(
-            select(Timer).where(
-                col(Timer.conversation_id).in_(ids),
-                col(Timer.status) == TimerStatus.PENDING.value,
-                col(Timer.kind).in_(SLA_TIMER_KINDS),
-            ).order_by(col(Timer.id)).with_for_update(skip_locked=skip_locked)
-            .execution_options(populate_existing=True)
-        )).scalars().all()
+        statement = _PENDING_SKIP_LOCKED if skip_locked else _PENDING
+        rows = (await session.execute(statement, {"ids": ids})).scalars().all()
         found: dict[int, list[Timer]] = {}
         for timer in rows:
             assert timer.conversation_id is not None
@@ -750,6 +744,20 @@ class SlaEngine:
         return list((await session.execute(query)).scalars().all())
 
 
+def _pending_statement(*, skip_locked: bool) -> Select[Any]:
+    """``_pending_timers``' query, built once (building it and its cache key cost more than running it)."""
+    return (
+        select(Timer).where(
+            col(Timer.conversation_id).in_(bindparam("ids", expanding=True)),
+            col(Timer.status) == TimerStatus.PENDING.value,
+            col(Timer.kind).in_(SLA_TIMER_KINDS),
+        ).order_by(col(Timer.id)).with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+
+
+_PENDING: Final = _pending_statement(skip_locked=False)
+_PENDING_SKIP_LOCKED: Final = _pending_statement(skip_locked=True)
 _INSERT_TIMERS: Final = BulkInsert(_TIMERS, ("kind", "conversation_id", "data", "due_at", "created_at"))
 
 
