@@ -43,7 +43,8 @@ def _postgres_time(value: datetime | None) -> datetime | None:
     return None if value is None else _utc(value)
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """A JSON column's value as the driver takes it: the text SQLAlchemy's JSON type would bind."""
     # Most attachment lists are empty. SQLAlchemy's JSON type binds None as JSON 'null' too (none_as_null
     # is off).
     if not value and type(value) is list:
@@ -51,12 +52,17 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
+def time_binder(dialect: str) -> _Convert:
+    """How a UTC timestamp column's value (or None) is handed to the dialect's driver (naive refused)."""
+    return _sqlite_time if dialect == "sqlite" else _postgres_time
+
+
 def _converter(type_: TypeEngine[Any] | None, dialect: str) -> _Convert | None:
     """How a value of the type is handed to the driver; None when as it is."""
     if isinstance(type_, UTCDateTime):
-        return _sqlite_time if dialect == "sqlite" else _postgres_time
+        return time_binder(dialect)
     if isinstance(type_, JSON):
-        return _json
+        return json_text
     return None
 
 
@@ -80,6 +86,7 @@ class _Compiled:
         self.sql = _MARK.sub(mark, statement.sql)
         # The values of each row, then the constants (bound the same for every row, converted once).
         given = [name for name in names if name not in statement.constants]
+        self.given = tuple(given)
         if names[len(given) :] != [name for name in names if name in statement.constants]:
             raise ValueError("the constants' parameters must come after the rows' in the SQL")
         self.get: Callable[[Mapping[str, Any]], tuple[Any, ...]]
@@ -109,6 +116,14 @@ class _Compiled:
         return out
 
 
+    def tuples(self, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+        """Rows already converted, as ``names`` orders them, with the constants appended."""
+        if tuple(names) != self.given or len(set(self.given)) != len(self.given):
+            raise ValueError(f"rows give {tuple(names)}, the statement binds {self.given} (each once)")
+        constants = self.constants
+        return [row + constants for row in rows] if constants else rows
+
+
 class DriverStatement:
     """SQL with ``:name`` parameters, run with executemany of converted tuples.
 
@@ -133,12 +148,30 @@ class DriverStatement:
         if not rows:
             return
         connection = await session.connection()
-        dialect = connection.dialect
+        compiled = self._compile(connection.dialect)
+        await connection.exec_driver_sql(compiled.sql, compiled.params(rows))
+
+    async def execute_tuples(
+        self, session: AsyncSession, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """``execute_many`` of rows the caller already made the driver's tuples: no per-value work here.
+
+        Each row holds the values of the parameters ``names`` (every row parameter of the SQL, each used
+        once, in the SQL's order, checked), converted as their types ask: ``time_binder`` for UTC
+        timestamps, ``json_text`` for JSON; the constants are appended.
+        """
+        if not rows:
+            return
+        connection = await session.connection()
+        compiled = self._compile(connection.dialect)
+        await connection.exec_driver_sql(compiled.sql, compiled.tuples(names, rows))
+
+    def _compile(self, dialect: Any) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = _Compiled(self, dialect.name, dialect.paramstyle)
             self._compiled[dialect.name] = compiled
-        await connection.exec_driver_sql(compiled.sql, compiled.params(rows))
+        return compiled
 
 
 class BulkInsert(DriverStatement):

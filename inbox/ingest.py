@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps writes for a str
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, func, literal, null, text, union_all, update
@@ -18,10 +19,9 @@ from sqlalchemy import select as sa_select  # more columns than sqlmodel.select 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from inbox.audit import event_row
 from inbox.clock import Clock
 from inbox.db import Database
-from inbox.db_bulk import BulkInsert, DriverStatement
+from inbox.db_bulk import BulkInsert, DriverStatement, json_text, time_binder
 from inbox.errors import UnknownChannel, UnknownMember
 from inbox.events import Actor, Attachment, Author, Batch, Inbound
 from inbox.follow_ups import keep_follow_ups
@@ -41,9 +41,11 @@ from inbox.textsafe import storable
 # Advisory-lock namespace so our per-channel ingest locks never collide with other users'.
 _LOCK_NAMESPACE = 0x5A1
 _SOURCE = Actor.system("ingest")
+_SOURCE_LABEL = _SOURCE.label
 _CHUNK = 500  # values per IN list: far below every driver's limit on bound parameters
 # Rows are written through the tables (Core), not the ORM; the many rows of a batch go straight to the
-# driver (inbox.db_bulk): plain executemany of converted tuples, no per-row SQLAlchemy work.
+# driver (inbox.db_bulk): plain executemany of tuples built here already converted (times bound once per
+# value, JSON written as text), so no per-row dict, no per-value dispatch.
 _CHANNELS: Table = Channel.__table__  # type: ignore[attr-defined]
 _CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]
 _CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]
@@ -52,6 +54,7 @@ _EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
 # The batch's message times on a stored conversation: one statement shape for every row, so one
 # executemany. A NULL keeps what is stored (this batch had no message of that kind); first_response_at
 # is only ever filled. Columns the batch did not change are not written over.
+_TOUCH_NAMES = ("last_in", "last_out", "first_out", "touched_at", "row_id")
 _TOUCH = DriverStatement(
     "UPDATE conversations SET last_inbound_at = coalesce(:last_in, last_inbound_at),"
     " last_outbound_at = coalesce(:last_out, last_outbound_at),"
@@ -64,21 +67,25 @@ _TOUCH = DriverStatement(
         "touched_at": _CONVERSATIONS.c.updated_at.type,
     },
 )
-_INSERT_CONTACTS = BulkInsert(
-    _CONTACTS, ("id", "channel_id", "external_id", "handle", "name", "created_at", "updated_at")
+# Each table's columns in the order of the tuples built below (execute_tuples checks the statement's).
+_CONTACT_COLUMNS = ("id", "channel_id", "external_id", "handle", "name", "created_at", "updated_at")
+_CONVERSATION_COLUMNS = (
+    "id", "channel_id", "contact_id", "kind", "thread_key", "subject", "status", "breached", "created_at",
+    "updated_at", "last_inbound_at", "last_outbound_at", "first_response_at",
 )
-_INSERT_CONVERSATIONS = BulkInsert(
-    _CONVERSATIONS,
-    ("id", "channel_id", "contact_id", "kind", "thread_key", "subject", "status", "breached", "created_at",
-     "updated_at", "last_inbound_at", "last_outbound_at", "first_response_at"),
+_MESSAGE_COLUMNS = (
+    "id", "channel_id", "conversation_id", "external_id", "direction", "contact_id", "member_id", "text",
+    "attachments", "reply_to_external_id", "created_at", "edited_at",
 )
-_INSERT_MESSAGES = BulkInsert(
-    _MESSAGES,
-    ("id", "channel_id", "conversation_id", "external_id", "direction", "contact_id", "member_id", "text",
-     "attachments", "reply_to_external_id", "created_at", "edited_at"),
-)
-_INSERT_EVENTS = BulkInsert(_EVENTS, ("conversation_id", "actor", "type", "data", "created_at"))
+_EVENT_COLUMNS = ("conversation_id", "actor", "type", "data", "created_at")
+_INSERT_CONTACTS = BulkInsert(_CONTACTS, _CONTACT_COLUMNS)
+_INSERT_CONVERSATIONS = BulkInsert(_CONVERSATIONS, _CONVERSATION_COLUMNS)
+_INSERT_MESSAGES = BulkInsert(_MESSAGES, _MESSAGE_COLUMNS)
+_INSERT_EVENTS = BulkInsert(_EVENTS, _EVENT_COLUMNS)
 _OPEN = Status.OPEN.value  # enum members' .value is a property: read it once
+_NO_BREACHES = json_text([])
+_DIRECTIONS = {d: d.value for d in Direction}
+_MESSAGE_EVENTS = {d: f"message.{d.value}" for d in Direction}
 
 
 def _values(name: str) -> Any:
@@ -92,11 +99,32 @@ _STORED_MESSAGES = sa_select(
     _MESSAGES.c.external_id, _MESSAGES.c.id, _MESSAGES.c.text, _MESSAGES.c.edited_at,
     _MESSAGES.c.conversation_id,
 ).where(_MESSAGES.c.channel_id == _CHANNEL, _MESSAGES.c.external_id.in_(_values("external_ids")))
+_RESERVED = ("contacts", "conversations", "messages")  # the tables whose ids _reserve_ids hands out
+# Who the batch names, in one UNION ALL of rows (part, key, id, handle, name): its authors' contacts
+# (part 0), the members it names (1) and, on SQLite, the largest id of each _RESERVED table (2, 3, 4),
+# which the batch counts on from (_count_on): one statement, not three.
 _STORED_CONTACTS = sa_select(
-    _CONTACTS.c.external_id, _CONTACTS.c.id, _CONTACTS.c.handle, _CONTACTS.c.name
+    literal(0), _CONTACTS.c.external_id, _CONTACTS.c.id, _CONTACTS.c.handle, _CONTACTS.c.name
 ).where(_CONTACTS.c.channel_id == _CHANNEL, _CONTACTS.c.external_id.in_(_values("external_ids")))
 _MEMBERS = Member.__table__  # type: ignore[attr-defined]
-_MEMBER_IDS = sa_select(_MEMBERS.c.name, _MEMBERS.c.id).where(_MEMBERS.c.name.in_(_values("names")))
+_MEMBER_IDS = sa_select(literal(1), _MEMBERS.c.name, _MEMBERS.c.id, null(), null()).where(
+    _MEMBERS.c.name.in_(_values("names"))
+)
+_LARGEST_IDS = tuple(
+    sa_select(literal(2 + index), null(), func.coalesce(func.max(table.c.id), 0), null(), null())
+    for index, table in enumerate((_CONTACTS, _CONVERSATIONS, _MESSAGES))
+)
+_PEOPLE: dict[tuple[bool, bool], Any] = {}
+
+
+def _people_lookup(members: bool, largest: bool) -> Any:
+    """The contacts' query, with the members' and the largest ids' parts when asked (one statement)."""
+    if (members, largest) not in _PEOPLE:
+        parts = [_STORED_CONTACTS, *([_MEMBER_IDS] if members else []), *(_LARGEST_IDS if largest else ())]
+        _PEOPLE[members, largest] = parts[0] if len(parts) == 1 else union_all(*parts)
+    return _PEOPLE[members, largest]
+
+
 _CONV = _CONVERSATIONS.c
 # What threading reads of a stored conversation (the order of _Conv's first fields).
 _CONV_COLUMNS = (_CONV.id, _CONV.kind, _CONV.contact_id, _CONV.thread_key, _CONV.status, _CONV.resolved_at)
@@ -137,7 +165,6 @@ def _conversation_lookup(replied: bool, keys: bool, dm: bool) -> Any:
     return _LOOKUPS[wanted]
 
 
-_RESERVED = ("contacts", "conversations", "messages")  # the tables whose ids _reserve_ids hands out
 _T = TypeVar("_T")
 
 
@@ -179,12 +206,18 @@ class _Conv:
     last_in: datetime | None = None  # the latest inbound message of the batch
     last_out: datetime | None = None  # the batch's last outbound message
     first_out: datetime | None = None  # the batch's first outbound message
-    status_change: dict[str, Any] = field(default_factory=dict)  # reopened or resumed: the new columns
+    status_change: dict[str, Any] | None = None  # reopened or resumed: the new columns
 
     @property
     def changed(self) -> bool:
         """Whether the batch changes its row (a note alone does not)."""
         return self.last_in is not None or self.last_out is not None or bool(self.status_change)
+
+    def change_status(self, **columns: Any) -> None:
+        """Note columns the batch changes besides the message times (rare: a dict only when needed)."""
+        if self.status_change is None:
+            self.status_change = {}
+        self.status_change.update(columns)
 
 
 @dataclass(eq=False, slots=True)
@@ -198,9 +231,12 @@ class _Planned:
     id: int = 0  # the message's id, once reserved
 
 
-# An audit event waiting for the batch's ids: actor, type, its conversation (known, or one the batch
-# threads), the message it is about (whose id leads the data) and the rest of its data.
-_Audit = tuple[Actor, str, "_Conv | int | None", "_Planned | None", dict[str, Any]]
+# An audit event waiting for the batch's ids, in the order the rows are written. The two made for nearly
+# every event are the objects themselves, their data written when the ids are known (``_audit_rows``): a
+# _Planned stands for its message.in/out event, a _Conv for its conversation.created. Any other is
+# (actor label, type, its conversation: known id or one the batch threads, data).
+_Audit = tuple[str, str, _Conv | int | None, dict[str, Any]]
+_AuditEntry = _Planned | _Conv | _Audit
 
 
 class Ingestor:
@@ -268,18 +304,20 @@ class _BatchRun:
         self.channel_id = channel_id
         self.channel = channel
         self.now = ingestor.clock.now()
+        self.to_time = time_binder(ingestor.db.engine.dialect.name)  # a timestamp as the driver binds it
         self.result = IngestResult()
         self.contacts: dict[str, int] = {}  # external id -> id (provisional for a new contact)
         self.new_contacts: list[Author] = []
         self.new_contact_ids: list[int] = []
         self.members: dict[str, int] = {}
+        self.largest = [0, 0, 0]  # SQLite: the largest id of each _RESERVED table, read with the contacts
         self.loaded: dict[int, _Conv] = {}  # stored conversations this batch looked at, by id
         self.created: list[_Conv] = []
         self.by_thread: dict[str, _Conv] = {}  # the newest conversation of each thread key
         self.by_dm_contact: dict[int, _Conv] = {}  # the newest DM conversation of each contact
         self.by_message: dict[str, _Conv] = {}  # the conversation of a stored or planned message
         self.planned: list[_Planned] = []
-        self.audit: list[_Audit] = []  # in the order the rows are written
+        self.audit: list[_AuditEntry] = []  # in the order the rows are written
 
     async def store(self, events: Sequence[Inbound]) -> IngestResult:
         """Store every event that is not already stored."""
@@ -289,7 +327,6 @@ class _BatchRun:
         fresh = await self._drop_duplicates(events)
         if fresh:
             await self._upsert_contacts(fresh)
-            await self._load_members(fresh)
             await self._load_conversations(fresh)
             for ev in fresh:
                 self._thread(ev)
@@ -298,16 +335,37 @@ class _BatchRun:
             await self._write_conversations()
             await self._write_messages()
         if self.audit:
-            await _INSERT_EVENTS.execute_many(self.session, self._audit_rows())
+            await _INSERT_EVENTS.execute_tuples(self.session, _EVENT_COLUMNS, self._audit_rows())
         return self.result
 
-    def _audit_rows(self) -> list[dict[str, Any]]:
-        rows = []
-        for actor, type_, conv, message, data in self.audit:
-            if message is not None:
-                data = {"message_id": message.id, **data}
-            conversation_id = conv.id if isinstance(conv, _Conv) else conv
-            rows.append(event_row(actor, type_, self.now, conversation_id, **data))
+    def _audit_rows(self) -> list[tuple[Any, ...]]:
+        """The events' rows. The two common data are written as the text json.dumps gives for their dict
+        (keys in the same order), formatted directly: a dict and an encoder pass per event cost more."""
+        now = self.to_time(self.now)
+        created = f'{{"channel": {_json_str(self.channel)}, "kind": '
+        members: dict[str, str] = {}  # a member's actor label
+        rows: list[tuple[Any, ...]] = []
+        for entry in self.audit:
+            if isinstance(entry, _Planned):
+                ev = entry.ev
+                data = (f'{{"message_id": {int(entry.id)}, "external_id": {_json_str(ev.external_id)},'
+                        f' "at": {_json_str(ev.created_at.isoformat())}}}')
+                if ev.member:
+                    if ev.member not in members:
+                        members[ev.member] = Actor("member", ev.member, entry.member_id).label
+                    actor = members[ev.member]
+                else:
+                    actor = _SOURCE_LABEL
+                rows.append((entry.conv.id, actor, _MESSAGE_EVENTS[ev.direction], data, now))
+            elif isinstance(entry, _Conv):
+                assert entry.new is not None
+                at = entry.new.created_at.isoformat()
+                data = f'{created}{_json_str(entry.kind)}, "at": {_json_str(at)}}}'
+                rows.append((entry.id, _SOURCE_LABEL, "conversation.created", data, now))
+            else:
+                actor, type_, conv, values = entry
+                conversation_id = conv.id if isinstance(conv, _Conv) else conv
+                rows.append((conversation_id, actor, type_, json_text(values), now))
         return rows
 
     # --- duplicates and edits --------------------------------------------------------------------
@@ -347,12 +405,13 @@ class _BatchRun:
         row[1:3] = [ev.text, ev.edited_at]  # a second edit in the batch compares with this one
         edits[message_id] = {"row_id": message_id, "text": ev.text, "edited_at": ev.edited_at}
         data = {"message_id": message_id, "previous_text": body}
-        self.audit.append((_SOURCE, "message.edited", conversation_id, None, data))
+        self.audit.append((_SOURCE_LABEL, "message.edited", conversation_id, data))
         self.result.edited += 1
 
     # --- contacts and members --------------------------------------------------------------------
 
     async def _upsert_contacts(self, events: Sequence[Inbound]) -> None:
+        """Look up the authors' contacts, the members named and (SQLite) the largest ids; rename contacts."""
         authors = {ev.author.id: ev.author for ev in events if ev.direction is Direction.IN}
         authors.update(
             {
@@ -361,13 +420,24 @@ class _BatchRun:
                 if ev.direction is not Direction.IN and ev.author.id not in authors
             }
         )
+        names = list({ev.member for ev in events if ev.member})
         known: dict[str, tuple[int, str | None, str | None]] = {}
-        for chunk in _chunks(list(authors), _CHUNK):
-            rows = await self.session.execute(
-                _STORED_CONTACTS, {"channel_id": self.channel_id, "external_ids": chunk}
-            )
-            for ext, cid, handle, name in rows:
-                known[ext] = (_id(cid), handle, name)
+        for index, chunk in enumerate(_chunks(list(authors), _CHUNK) or [[]]):
+            first = index == 0  # the members and the largest ids come with the first chunk
+            params: dict[str, Any] = {"channel_id": self.channel_id, "external_ids": chunk}
+            if first and names:
+                params["names"] = names
+            query = _people_lookup(first and bool(names), first and not self.postgres)
+            for part, key, row_id, handle, name in await self.session.execute(query, params):
+                if part == 0:
+                    known[key] = (_id(row_id), handle, name)
+                elif part == 1:
+                    self.members[str(key)] = _id(row_id)
+                else:
+                    self.largest[part - 2] = int(row_id)
+        for ev in events:
+            if ev.member and ev.member not in self.members:
+                raise UnknownMember(ev.member)
         # New contacts get provisional ids (-1, -2, ...) until the batch's ids are reserved.
         self.new_contacts = [a for ext, a in authors.items() if ext not in known]
         for index, author in enumerate(self.new_contacts):
@@ -385,16 +455,6 @@ class _BatchRun:
             await self.session.execute(
                 update(_CONTACTS).where(_CONTACTS.c.id == bindparam("row_id")), renamed
             )
-
-    async def _load_members(self, events: Sequence[Inbound]) -> None:
-        names = list({ev.member for ev in events if ev.member})
-        if not names:
-            return
-        rows = await self.session.execute(_MEMBER_IDS, {"names": names})
-        self.members = {str(name): _id(mid) for name, mid in rows}
-        for ev in events:
-            if ev.member and ev.member not in self.members:
-                raise UnknownMember(ev.member)
 
     # --- threading ---------------------------------------------------------------------------------
 
@@ -438,9 +498,7 @@ class _BatchRun:
         self.planned.append(planned)
         self.by_message[ev.external_id] = conv
         self._apply_to_conversation(conv, ev)
-        actor = Actor("member", ev.member, member_id) if ev.member else _SOURCE
-        data = {"external_id": ev.external_id, "at": ev.created_at.isoformat()}
-        self.audit.append((actor, f"message.{ev.direction.value}", conv, planned, data))
+        self.audit.append(planned)  # its message.in/out event
 
     def _find_conversation(self, ev: Inbound, contact_id: int) -> _Conv | None:
         conv: _Conv | None = None
@@ -460,9 +518,9 @@ class _BatchRun:
     def _reopen(self, conv: _Conv) -> None:
         conv.status = Status.OPEN
         conv.resolved_at = None
-        conv.status_change.update(status=Status.OPEN.value, resolved_at=None)
+        conv.change_status(status=_OPEN, resolved_at=None)
         self.result.reopened.append(conv.id)
-        self.audit.append((_SOURCE, "conversation.reopened", conv, None, {"reason": "customer wrote again"}))
+        self.audit.append((_SOURCE_LABEL, "conversation.reopened", conv, {"reason": "customer wrote again"}))
 
     def _create_conversation(self, ev: Inbound, contact_id: int) -> _Conv:
         thread_key = ev.thread_key
@@ -474,8 +532,7 @@ class _BatchRun:
             self.by_thread[thread_key] = conv
         elif ev.kind is Kind.DM:
             self.by_dm_contact[contact_id] = conv
-        data = {"channel": self.channel, "kind": ev.kind.value, "at": ev.created_at.isoformat()}
-        self.audit.append((_SOURCE, "conversation.created", conv, None, data))
+        self.audit.append(conv)  # its conversation.created event
         return conv
 
     def _apply_to_conversation(self, conv: _Conv, ev: Inbound) -> None:
@@ -483,9 +540,9 @@ class _BatchRun:
             conv.last_in = ev.created_at if conv.last_in is None else max(conv.last_in, ev.created_at)
             if conv.status in (Status.PENDING, Status.SNOOZED):
                 # A customer message ends waiting on them and wakes a snoozed conversation.
-                self.audit.append((_SOURCE, "conversation.resumed", conv, None, {"previous": conv.status}))
+                self.audit.append((_SOURCE_LABEL, "conversation.resumed", conv, {"previous": conv.status}))
                 conv.status = Status.OPEN
-                conv.status_change.update(status=Status.OPEN.value, snoozed_until=None)
+                conv.change_status(status=_OPEN, snoozed_until=None)
         elif ev.direction is Direction.OUT:
             conv.last_out = ev.created_at
             if conv.first_out is None:
@@ -495,9 +552,11 @@ class _BatchRun:
 
     async def _reserve_ids(self) -> None:
         """Ids for the new contacts, conversations and messages, so each goes in with one executemany."""
-        contact_ids, conv_ids, message_ids = await _reserve_ids(
-            self.session, self.postgres, len(self.new_contacts), len(self.created), len(self.planned)
-        )
+        counts = (len(self.new_contacts), len(self.created), len(self.planned))
+        if self.postgres:
+            contact_ids, conv_ids, message_ids = await _draw_ids(self.session, counts)
+        else:
+            contact_ids, conv_ids, message_ids = _count_on(self.largest, counts)
         self.new_contact_ids = contact_ids
         for conv, conv_id in zip(self.created, conv_ids, strict=True):
             conv.id = conv_id
@@ -513,34 +572,28 @@ class _BatchRun:
         return contact_id if contact_id > 0 else self.new_contact_ids[-contact_id - 1]
 
     async def _write_contacts(self) -> None:
-        if self.new_contacts:
-            await _INSERT_CONTACTS.execute_many(
-                self.session,
-                [
-                    {
-                        "id": contact_id,
-                        "channel_id": self.channel_id,
-                        "external_id": author.id,
-                        "handle": author.handle,
-                        "name": author.name,
-                        "created_at": self.now,
-                        "updated_at": self.now,
-                    }
-                    for author, contact_id in zip(self.new_contacts, self.new_contact_ids, strict=True)
-                ],
-            )
+        now = self.to_time(self.now)
+        rows = [
+            (contact_id, self.channel_id, author.id, author.handle, author.name, now, now)
+            for author, contact_id in zip(self.new_contacts, self.new_contact_ids, strict=True)
+        ]
+        await _INSERT_CONTACTS.execute_tuples(self.session, _CONTACT_COLUMNS, rows)
 
     async def _write_conversations(self) -> None:
-        if self.created:
-            await _INSERT_CONVERSATIONS.execute_many(self.session, [self._new_row(c) for c in self.created])
+        t, now = self.to_time, self.to_time(self.now)
+        rows = []
+        for conv in self.created:
+            ev = conv.new
+            assert ev is not None
+            rows.append((
+                conv.id, self.channel_id, self._contact_id(conv.contact_id), conv.kind, conv.thread_key,
+                ev.subject, _OPEN, _NO_BREACHES, t(ev.created_at), now, t(conv.last_in), t(conv.last_out),
+                t(conv.first_out),
+            ))
+        await _INSERT_CONVERSATIONS.execute_tuples(self.session, _CONVERSATION_COLUMNS, rows)
         touched = sorted((c for c in self.loaded.values() if c.changed), key=lambda c: c.id)
-        if touched:
-            times = [
-                {"row_id": c.id, "last_in": c.last_in, "last_out": c.last_out, "first_out": c.first_out,
-                 "touched_at": self.now}
-                for c in touched
-            ]
-            await _TOUCH.execute_many(self.session, times)
+        times = [(t(c.last_in), t(c.last_out), t(c.first_out), now, c.id) for c in touched]
+        await _TOUCH.execute_tuples(self.session, _TOUCH_NAMES, times)
         # Status changes are rare: one executemany per set of columns (reopened, resumed).
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for conv in touched:
@@ -553,72 +606,45 @@ class _BatchRun:
                 update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("row_id")), params
             )
 
-    def _new_row(self, conv: _Conv) -> dict[str, Any]:
-        ev = conv.new
-        assert ev is not None
-        return {
-            "id": conv.id,
-            "channel_id": self.channel_id,
-            "contact_id": self._contact_id(conv.contact_id),
-            "kind": conv.kind,
-            "thread_key": conv.thread_key,
-            "subject": ev.subject,
-            "status": _OPEN,
-            "breached": [],
-            "created_at": ev.created_at,
-            "updated_at": self.now,
-            "last_inbound_at": conv.last_in,
-            "last_outbound_at": conv.last_out,
-            "first_response_at": conv.first_out,
-        }
-
     async def _write_messages(self) -> None:
-        await _INSERT_MESSAGES.execute_many(
-            self.session,
-            [
-                {
-                    "id": p.id,
-                    "channel_id": self.channel_id,
-                    "conversation_id": p.conv.id,
-                    "external_id": p.ev.external_id,
-                    "direction": p.ev.direction.value,
-                    "contact_id": self._contact_id(p.contact_id) if p.ev.direction is Direction.IN else None,
-                    "member_id": p.member_id,
-                    "text": p.ev.text,
-                    "attachments": [a.as_dict() for a in p.ev.attachments],
-                    "reply_to_external_id": p.ev.reply_to,
-                    "created_at": p.ev.created_at,
-                    "edited_at": p.ev.edited_at,
-                }
-                for p in self.planned
-            ],
-        )
+        t, channel_id, inbound = self.to_time, self.channel_id, Direction.IN
+        rows = []
+        for p in self.planned:
+            ev = p.ev
+            rows.append((
+                p.id, channel_id, p.conv.id, ev.external_id, _DIRECTIONS[ev.direction],
+                self._contact_id(p.contact_id) if ev.direction is inbound else None, p.member_id, ev.text,
+                json_text([a.as_dict() for a in ev.attachments]) if ev.attachments else _NO_BREACHES,
+                ev.reply_to, t(ev.created_at), t(ev.edited_at),
+            ))
+        await _INSERT_MESSAGES.execute_tuples(self.session, _MESSAGE_COLUMNS, rows)
 
 
-async def _reserve_ids(session: AsyncSession, postgres: bool, *counts: int) -> list[list[int]]:
-    """Ids for rows about to be inserted into ``_RESERVED``'s tables (``counts`` of each), ascending, in
-    one statement.
+# Reserving ids for the rows about to be inserted into _RESERVED's tables, ascending: knowing them first
+# lets the rows (and the rows that point at them) be written with a plain executemany, with no need to
+# match RETURNING rows back to the rows sent. PostgreSQL draws them from the tables' own sequences in one
+# statement, which is safe beside any concurrent writer. SQLite counts on from the largest ids (read with
+# the batch's contacts), which is what it would do itself (INTEGER PRIMARY KEY without AUTOINCREMENT) and
+# is safe because the transaction began with BEGIN IMMEDIATE: no other writer can insert until it ends.
+_DRAW_IDS = text(
+    "SELECT "
+    + ", ".join(
+        f"ARRAY(SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :{table}))"
+        for table in _RESERVED
+    )
+)
 
-    Knowing the ids first lets the rows (and the rows that point at them) be written with a plain
-    executemany, with no need to match RETURNING rows back to the rows sent. PostgreSQL draws them from
-    the tables' own sequences, which is safe beside any concurrent writer. SQLite counts on from the
-    largest id, which is what it would do itself (INTEGER PRIMARY KEY without AUTOINCREMENT) and is
-    safe because the transaction began with BEGIN IMMEDIATE: no other writer can insert until it ends.
-    """
+
+async def _draw_ids(session: AsyncSession, counts: Sequence[int]) -> list[list[int]]:
+    """PostgreSQL: ``counts`` new ids of each of ``_RESERVED``'s tables, from their sequences."""
     params = {table: count for table, count in zip(_RESERVED, counts, strict=True)}
-    if postgres:
-        drawn = ", ".join(
-            f"ARRAY(SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"
-            f" FROM generate_series(1, :{table}))"
-            for table in _RESERVED
-        )
-        row = (await session.execute(text(f"SELECT {drawn}"), params)).one()
-        return [sorted(ids) for ids in row]
-    largest = ", ".join(f"(SELECT coalesce(max(id), 0) FROM {table})" for table in _RESERVED)
-    row = (await session.execute(text(f"SELECT {largest}"))).one()
-    return [
-        list(range(int(last) + 1, int(last) + 1 + count)) for last, count in zip(row, counts, strict=True)
-    ]
+    row = (await session.execute(_DRAW_IDS, params)).one()
+    return [sorted(ids) for ids in row]
+
+
+def _count_on(largest: Sequence[int], counts: Sequence[int]) -> list[list[int]]:
+    """SQLite: ``counts`` new ids of each of ``_RESERVED``'s tables, after the largest ones."""
+    return [list(range(last + 1, last + 1 + count)) for last, count in zip(largest, counts, strict=True)]
 
 
 def storable_event(ev: Inbound) -> Inbound:

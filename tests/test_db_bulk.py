@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, text
 
 from inbox.clock import FakeClock
 from inbox.db import Database
-from inbox.db_bulk import BulkInsert, DriverStatement
+from inbox.db_bulk import BulkInsert, DriverStatement, json_text, time_binder
 from inbox.models import Channel, Contact, Conversation, Event
 from tests.factories import seed
 
@@ -106,3 +106,24 @@ async def test_lone_reads_see_each_commit_and_a_rollback_still_undoes(db: Databa
             raise RuntimeError
     async with db.sessions() as session:
         assert (await session.execute(text("SELECT count(*) FROM events"))).scalar_one() == after
+
+
+async def test_rows_given_as_driver_tuples_are_stored_as_the_dicts_are(
+    db: Database, clock: FakeClock
+) -> None:
+    await seed(db, clock)
+    when = datetime(2026, 11, 2, 16, 0, 0, 250, tzinfo=timezone(timedelta(hours=7)))
+    data = {"message_id": 7, "text": "Mohon maaf — ü"}
+    names = ("actor", "type", "data", "created_at")
+    statement = BulkInsert(_EVENTS, names)
+    async with db.transaction() as session:
+        await statement.execute_many(session, [{"actor": "a", "type": "t", "data": data, "created_at": when}])
+        to_time = time_binder(db.engine.dialect.name)
+        await statement.execute_tuples(session, names, [("a", "t", json_text(data), to_time(when))])
+        with pytest.raises(ValueError, match="binds"):  # a row in another order than the SQL's is refused
+            swapped = ("type", "actor", "data", "created_at")
+            await statement.execute_tuples(session, swapped, [("t", "a", "{}", None)])
+    async with db.sessions() as session:
+        found = await session.execute(text("SELECT actor, type, data, created_at FROM events ORDER BY id"))
+        raw = [tuple(r) for r in found]
+    assert len(raw) == 2 and raw[0] == raw[1]

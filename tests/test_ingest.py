@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from inbox.clock import FakeClock
 from inbox.db import Database
@@ -377,3 +378,22 @@ async def test_a_note_alone_leaves_the_conversation_row_as_it_was(
         conv = await s.get(Conversation, first.stored[0].conversation_id)
     assert conv is not None and conv.updated_at == clock.now() - timedelta(seconds=60)
     assert conv.last_outbound_at is None and conv.first_response_at is None
+
+
+async def test_audit_data_is_stored_as_json_dumps_writes_it(
+    db: Database, clock: FakeClock, ingestor: Ingestor
+) -> None:
+    odd = 'a"b\\c ü — 😀'  # quotes, a backslash, non-ASCII and a surrogate pair in \u escapes
+    inbound = msg(odd, clock, kind=Kind.MENTION)
+    reply = msg("r1", clock, direction=Direction.OUT, member="alice", kind=Kind.MENTION, reply_to=odd)
+    await ingestor.ingest(Batch("support", [inbound, reply]))
+    async with db.sessions() as s:
+        rows = (await s.execute(text("SELECT actor, type, CAST(data AS TEXT) FROM events ORDER BY id"))).all()
+        ids = list((await s.execute(select(Message.id).order_by(Message.id))).scalars())
+    at = clock.now().isoformat()
+    assert [tuple(r) for r in rows] == [
+        ("system:ingest", "conversation.created",
+         json.dumps({"channel": "support", "kind": "mention", "at": at})),
+        ("system:ingest", "message.in", json.dumps({"message_id": ids[0], "external_id": odd, "at": at})),
+        ("member:alice", "message.out", json.dumps({"message_id": ids[1], "external_id": "r1", "at": at})),
+    ]
