@@ -6,7 +6,10 @@ Two layers keep a chat readable and under its platform's rate limit:
    09:00:00-09:01:00). Per destination and window, at most ``budget - 1`` rows are queued as single
    messages (``budget - 1 - reserve`` for new-conversation cards, the rest only for urgent notices);
    everything past that is folded into ONE digest row with dedupe key ``digest:<dest>:<window start>``,
-   due at the end of the window, whose payload accumulates the folded conversations. The digest
+   due at the end of the window, whose payload holds the counts and the first lines. Which
+   conversations a digest covers is in the ``digest.folded`` audit events, one per fold with the ids
+   it folded (``digest_conversation_ids``): a busy window covers thousands, and keeping them in the
+   row would rewrite the whole list at every fold. The digest
    sends as the first message of the next window, which is why one message of each window is kept
    for it. The counts come from the database, so several workers share one budget: on PostgreSQL a
    transaction-scoped advisory lock per destination serialises the decision, SQLite's
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -37,7 +40,7 @@ from inbox.clock import Clock, isoformat_utc
 from inbox.db import Database
 from inbox.events import Actor, Outbound, Receipt
 from inbox.i18n import t
-from inbox.models import Delivery, DeliveryStatus
+from inbox.models import Delivery, DeliveryStatus, Event
 from inbox.notify.chats import Roster, TeamChat
 from inbox.outbox import enqueue
 from inbox.ports import Pace, Paced, Sender
@@ -55,6 +58,8 @@ _LOCK_NAMESPACE: Final = 0x5A2  # ingest uses 0x5A1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ACTOR: Final = Actor.system("notifier")
 _MAX_DIGEST_HOPS: Final = 5
+_FOLDED: Final = "digest.folded"
+_DELIVERIES: Table = Delivery.__table__  # type: ignore[attr-defined]
 
 
 Make = Callable[[], Awaitable[tuple[View, DigestItem]]]
@@ -184,19 +189,36 @@ async def fold(
         key = f"{DIGEST}:{chat.destination}:{isoformat_utc(start)}"
         digest_id = await _merge_into(session, chat, key, start, end, notices, tz=tz, roster=roster, now=now)
         if digest_id is not None:
-            await record(session, _ACTOR, "digest.folded", now, None, destination=chat.destination,
-                         delivery_id=digest_id, conversation_ids=_conversation_ids(notices),
-                         count=len(notices))
+            await _folded(session, chat, digest_id, notices, now)
             return digest_id
         start, end = end, end + chat.window
     # Several windows ahead all taken means clocks disagree wildly; still, nothing is dropped.
     log.error("team chat %s: no digest window free; queueing a digest without a window key", chat.name)
-    view, ids = await _digest_view(chat, None, notices, start, end, tz)
-    body = {**payload(chat, view, view.mentions, roster), "conversation_ids": ids}
-    fallback = await enqueue(session, destination=chat.destination, purpose=DIGEST, payload=body, now=now,
-                             not_before=end)
+    view = await _digest_view(chat, None, notices, start, end, tz)
+    fallback = await enqueue(session, destination=chat.destination, purpose=DIGEST,
+                             payload=payload(chat, view, view.mentions, roster), now=now, not_before=end)
     assert fallback is not None  # no dedupe key, so always inserted
+    await _folded(session, chat, fallback, notices, now)
     return fallback
+
+
+async def _folded(
+    session: AsyncSession, chat: TeamChat, digest_id: int, notices: Sequence[Outgoing], now: datetime
+) -> None:
+    """The audit event of one fold: which conversations went into which digest (what it covers)."""
+    await record(session, _ACTOR, _FOLDED, now, None, destination=chat.destination, delivery_id=digest_id,
+                 conversation_ids=_conversation_ids(notices), count=len(notices))
+
+
+async def digest_conversation_ids(session: AsyncSession, digest_id: int) -> list[int]:
+    """Every conversation the digest row ``digest_id`` covers, in the order they were folded into it."""
+    rows = await session.execute(
+        select(col(Event.data)).where(col(Event.type) == _FOLDED).order_by(col(Event.id)))
+    ids: dict[int, None] = {}
+    for (data,) in rows:
+        if data.get("delivery_id") == digest_id:
+            ids.update(dict.fromkeys(map(int, data.get("conversation_ids", []))))
+    return list(ids)
 
 
 async def _merge_into(
@@ -204,62 +226,55 @@ async def _merge_into(
     notices: Sequence[Outgoing], *, tz: tzinfo, roster: Roster, now: datetime,
 ) -> int | None:
     """Merge into the digest row ``key`` (creating it); None when that row can no longer change."""
-    query = select(Delivery).where(col(Delivery.dedupe_key) == key)
+    # Core, not the ORM: the row is read and rewritten here only, and not kept in the session.
+    query = select(_DELIVERIES.c.id, _DELIVERIES.c.status, _DELIVERIES.c.payload).where(
+        _DELIVERIES.c.dedupe_key == key)
     if session.get_bind().dialect.name == "postgresql":
         # Never wait for a dispatcher that is claiming or recording this row while we hold the
         # destination lock: it may itself be waiting for that lock (on_failed), which would deadlock.
         query = query.with_for_update(skip_locked=True)
-    row = (await session.execute(query.execution_options(populate_existing=True))).scalars().first()
+    row = (await session.execute(query)).first()
     if row is None:
-        view, ids = await _digest_view(chat, None, notices, start, end, tz)
-        body = {**payload(chat, view, view.mentions, roster), "conversation_ids": ids}
+        view = await _digest_view(chat, None, notices, start, end, tz)
         # None here: the row exists but is locked by a dispatcher, so it is being sent.
-        return await enqueue(session, destination=chat.destination, purpose=DIGEST, payload=body, now=now,
-                             dedupe_key=key, not_before=end)
-    if row.status != DeliveryStatus.PENDING.value:
+        return await enqueue(session, destination=chat.destination, purpose=DIGEST,
+                             payload=payload(chat, view, view.mentions, roster), now=now, dedupe_key=key,
+                             not_before=end)
+    digest_id, status, stored = row
+    if status != DeliveryStatus.PENDING.value:
         return None
-    view, ids = await _digest_view(chat, row.payload, notices, start, end, tz)
-    body = {**payload(chat, view, view.mentions, roster), "conversation_ids": ids}
-    await session.execute(update(Delivery).where(col(Delivery.id) == row.id).values(payload=body))
-    return row.id
+    view = await _digest_view(chat, stored, notices, start, end, tz)
+    await session.execute(update(_DELIVERIES).where(_DELIVERIES.c.id == digest_id)
+                          .values(payload=payload(chat, view, view.mentions, roster)))
+    return int(digest_id)
 
 
 def _conversation_ids(notices: Sequence[Outgoing]) -> list[int]:
     return list(dict.fromkeys(n.conversation_id for n in notices if n.conversation_id is not None))
 
 
-def _previous(stored: dict[str, Any] | None) -> tuple[Digest | None, list[int]]:
+def _previous(stored: dict[str, Any] | None) -> Digest | None:
     if not stored:
-        return None, []
+        return None
     try:
         view = load(stored["view"])
     except (KeyError, ViewCodecError):
         log.exception("a stored digest cannot be read; starting it again (its conversations stay in /queue)")
-        return None, []
-    ids = list(map(int, stored.get("conversation_ids", [])))
-    return (view if isinstance(view, Digest) else None), ids
-
-
-def _merged(ids: list[int], added: list[int]) -> list[int]:
-    """``ids`` then those of ``added`` it lacks. A busy window's digest covers thousands of conversations
-    and every fold rewrites the list: no Python step per id already there, only C-speed copies."""
-    seen = set(ids)
-    ids.extend(i for i in added if i not in seen)
-    return ids
+        return None
+    return view if isinstance(view, Digest) else None
 
 
 async def _digest_view(
     chat: TeamChat, stored: dict[str, Any] | None, notices: Sequence[Outgoing], start: datetime,
     end: datetime, tz: tzinfo,
-) -> tuple[Digest, list[int]]:
-    """The digest after adding ``notices`` to what ``stored`` held, and every conversation id it covers."""
-    before, ids = _previous(stored)
+) -> Digest:
+    """The digest after adding ``notices`` to what ``stored`` held."""
+    before = _previous(stored)
     counts = dict(before.counts) if before else {}
     mentions = list(before.mentions) if before else []
     for notice in notices:
         counts[notice.kind] = counts.get(notice.kind, 0) + 1
         mentions += [m for m in notice.mentions if m not in mentions]
-    ids = _merged(ids, _conversation_ids(notices))
     rank = {kind: index for index, kind in enumerate(DIGEST_KINDS)}
     # Listed: the first DIGEST_LISTED by kind, then arrival (a stable sort); only those notices' lines are
     # built, the others are only counted.
@@ -272,7 +287,7 @@ async def _digest_view(
         items=tuple(listed), more=sum(counts.values()) - len(listed), mentions=tuple(mentions),
         buttons=(Button(t(chat.lang, "button.queue"), "/queue"),),
     )
-    return view, ids
+    return view
 
 
 class PacedSender:

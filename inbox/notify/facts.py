@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import cast
 
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,7 @@ from sqlmodel import col, select
 from inbox.i18n import t
 from inbox.models import Channel, Contact, Conversation, Member, Status
 from inbox.queries import contact_label, excerpt, last_inbound_texts, tags_of
-from inbox.sla.rows import AnyConversation
+from inbox.sla.rows import AnyConversation, ids_condition, ids_param
 from inbox.views import Button, ConversationCard, DigestItem
 
 _CHUNK = 500
@@ -125,15 +126,16 @@ class BatchFacts:
         """Channel and assignee of conversations the caller has loaded (as ``facts_of`` takes them)."""
         ids = sorted({c.id for c in convs if c.id is not None})
         heard: dict[int, Heard] = {}
-        for start in range(0, len(ids), _CHUNK):
-            rows = await session.execute(
-                sa_select(col(Conversation.id), col(Channel.name), col(Member.name))
-                .join(Channel, col(Channel.id) == col(Conversation.channel_id))
-                .outerjoin(Member, col(Member.id) == col(Conversation.assignee_id))
-                .where(col(Conversation.id).in_(ids[start:start + _CHUNK]))
-            )
+        if ids:
+            # One statement through the driver, the ids as one parameter (``ids_condition``).
+            connection = await session.connection()
+            dialect = connection.dialect.name
+            result = await connection.exec_driver_sql(
+                "SELECT c.id, ch.name, m.name FROM conversations c JOIN channels ch ON ch.id = c.channel_id"
+                f" LEFT OUTER JOIN members m ON m.id = c.assignee_id WHERE {ids_condition('c.id', dialect)}",
+                (ids_param(ids, dialect),))
+            rows = cast(list[tuple[int, str, str | None]], result.all())
             for conv_id, channel, assignee in rows:
-                assert conv_id is not None  # a primary key
                 heard[conv_id] = Heard(conv_id, channel, assignee)
         return cls(session, convs, heard)
 

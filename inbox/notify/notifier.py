@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
@@ -163,26 +164,46 @@ class Notifier:
         convs = [conv for _, conv, _ in wanted]
         facts = (BatchFacts.of(await load_facts(session, [c.id for c in convs if c.id is not None])) if fresh
                  else await BatchFacts.read(session, convs))
-        heard = [(event, facts.heard[conv.id], data) for event, conv, data in wanted
-                 if conv.id in facts.heard
-                 and any(c.wants("sla", facts.heard[conv.id].channel) for c in self.chats)]
+        # Per batch, not per notice: which chats hear a channel, and whom a warning or breach mentions
+        # (those depend on the assignee only; a ladder step's words are resolved each time, as named).
+        hears: dict[str, tuple[bool, ...]] = {}
+        for h in facts.heard.values():
+            if h.channel not in hears:
+                hears[h.channel] = tuple(c.wants("sla", h.channel) for c in self.chats)
+        heard: list[tuple[str, Heard, dict[str, Any]]] = []
+        for event, conv, data in wanted:
+            found = facts.heard.get(conv.id) if conv.id is not None else None
+            if found is not None and any(hears[found.channel]):
+                heard.append((event, found, data))
         if not heard:
             return
         roster = await Roster.load(session)
         now = self.clock.now()
-        said = [(event, h, data, _sla_mentions(roster, event, h.assignee, data)) for event, h, data in heard]
-        for chat in self.chats:
+        mentioned: dict[tuple[str, str | None], tuple[str, ...]] = {}
+        said: list[tuple[str, Heard, dict[str, Any], tuple[str, ...]]] = []
+        for event, h, data in heard:
+            mentions = mentioned.get((event, h.assignee)) if event != "escalation" else None
+            if mentions is None:
+                mentions = _sla_mentions(roster, event, h.assignee, data)
+                if event != "escalation":
+                    mentioned[(event, h.assignee)] = mentions
+            said.append((event, h, data, mentions))
+        for index, chat in enumerate(self.chats):
             notices = [self._sla_notice(chat, event, h, data, mentions, now, facts)
-                       for event, h, data, mentions in said if chat.wants("sla", h.channel)]
+                       for event, h, data, mentions in said if hears[h.channel][index]]
             await self._post(session, chat, notices, now, roster)
 
     def _sla_notice(self, chat: TeamChat, event: str, heard: Heard, data: dict[str, Any],
                     mentions: tuple[str, ...], now: datetime, facts: BatchFacts) -> Outgoing:
-        async def make() -> tuple[View, DigestItem]:
-            return self._sla_view(chat, event, await facts.full(heard.id), data, mentions, now)
-
-        # Built only if it goes alone or is listed in the digest: a burst's notices are mostly counted.
+        # Built only if it goes alone or is listed in the digest: a burst's notices are mostly counted
+        # (a partial, not a closure: a closure's cells cost more than the notice's own object).
+        make = partial(self._make_sla_view, chat, event, heard, data, mentions, now, facts)
         return Outgoing("sla", make, "sla", urgent=True, conversation_id=heard.id, mentions=mentions)
+
+    async def _make_sla_view(self, chat: TeamChat, event: str, heard: Heard, data: dict[str, Any],
+                             mentions: tuple[str, ...], now: datetime,
+                             facts: BatchFacts) -> tuple[View, DigestItem]:
+        return self._sla_view(chat, event, await facts.full(heard.id), data, mentions, now)
 
     def _sla_view(self, chat: TeamChat, event: str, facts: ConversationFacts, data: dict[str, Any],
                   mentions: tuple[str, ...], now: datetime) -> tuple[SlaNotice, DigestItem]:

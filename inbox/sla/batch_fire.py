@@ -2,11 +2,12 @@
 
 The batch's conversations (locked, skipping those another transaction holds) and their pending SLA
 timers are read as plain rows (``inbox.sla.rows``: only the columns firing needs, no ORM objects), their
-tags with one query; every timer then goes through the engine's own ``fire_locked`` in claim order, in
-memory. The columns that changed are written with one executemany per table and set of changed
-columns; the audit events (``inbox.audit.batched``) and the replans' new timers (``batched_timers``) go
-in with one executemany each; the notices reach the notifier as one list, so its facts, members and
-budget are read once per batch and each team chat gets one ``post``.
+tags with one query (the three sent through the driver, the ids as one parameter); every timer then goes
+through the engine's own ``fire_locked`` in claim order, in memory. The columns that changed are
+written with one executemany per table and set of changed columns; the audit events
+(``inbox.audit.batched``) and the replans' new timers (``batched_timers``) go in with one executemany
+each; the notices reach the notifier as one list, so its facts, members and budget are read once per
+batch and each team chat gets one ``post``.
 
 The caller runs this inside a SAVEPOINT. A timer that raises is reported as TimerFailed (the caller sets
 it aside and tries the rest again); on any other failure the caller fires the timers one by one: one
@@ -31,6 +32,7 @@ from inbox.sla.rows import (
     AnyConversation,
     ConversationRow,
     TimerRow,
+    conversation_tags,
     lock_conversations,
     pending_sla_timers,
     write_conversations,
@@ -91,7 +93,7 @@ async def fire_batch(
 
     claimed = {t.id: t for t in timers}
     outcomes: list[Outcome | None] = []
-    async with batched(session):
+    async with batched(session, through_driver=True):
         loaded = await _load(engine, session, timers, claimed)
         for number, part in enumerate(_rounds(timers)):
             # A later round's conversations fired a timer in an earlier one: read what it replanned.
@@ -138,8 +140,7 @@ async def _pending(
     session: AsyncSession, ids: list[int], claimed: dict[int | None, TimerRow]
 ) -> dict[int, list[TimerRow]]:
     """The conversations' pending SLA timers; a claimed one is the claimed row itself (one object a row)."""
-    found = await pending_sla_timers(session, ids, SLA_TIMER_KINDS)
-    return {cid: [claimed.get(t.id, t) for t in rows] for cid, rows in found.items()}
+    return await pending_sla_timers(session, ids, SLA_TIMER_KINDS, claimed)
 
 
 async def _load(
@@ -155,7 +156,8 @@ async def _load(
         found = await session.execute(select(col(Conversation.id)).where(col(Conversation.id).in_(missing)))
         existing = {i for i in found.scalars() if i is not None}
     held = sorted(locked)
-    tags = await engine._tags(session, held) if held else {}
+    # The engine reads tags only when a policy matches on them (``SlaEngine._tags``); so does the batch.
+    tags = await conversation_tags(session, held) if held and any(p.tags for p in engine.policies) else {}
     pending = await _pending(session, held, claimed) if held else {}
     return _Loaded(locked, existing, tags, pending)
 

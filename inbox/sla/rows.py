@@ -5,20 +5,33 @@ As ORM objects every row costs an identity-map entry, instrumented attribute set
 compares every attribute; as these plain objects it costs a tuple. The engine's rules read and set the
 same attribute names on either, and ``write_conversations``/``write_timers`` send the columns that
 changed, one executemany per set of changed columns (a batch has a few: fired, cancelled, ...).
+
+The rows are read without SQLAlchemy's result processing too (``_Reader``): its per-value processors (a
+dozen UTC timestamps and the JSON SLA state per conversation) cost more than the query. A column that
+needs it is converted by one function chosen once per dialect, as ``inbox.db_bulk`` does for writes.
+
+A conversation's SLA state stays the JSON text it is stored as (``ConversationRow.sla_state`` decodes it
+when the engine reads it and encodes what the engine sets): the decoded object tree of a batch's
+conversations, kept until the batch is written, was most of the objects a batch left for the garbage
+collector's full passes, and comparing two texts is cheaper than comparing two trees.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Final
 
-from sqlalchemy import Table, Text, cast, select
+from sqlalchemy import JSON, Boolean, Column, Table, Text, cast, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import Label
+from sqlalchemy.types import NullType
 
-from inbox.db_bulk import DriverStatement
+from inbox.db_bulk import DriverStatement, json_text
+from inbox.db_types import UTCDateTime
 from inbox.models import Conversation, Timer, TimerStatus
 from inbox.sla.outcomes import OUTCOME_COLUMN_NAMES
 
@@ -36,11 +49,150 @@ CONVERSATION_READ: Final = ("id", "channel_id", "kind", *CONVERSATION_WRITTEN)
 TIMER_WRITTEN: Final = ("status", "due_at", "fired_at", "late", "claimed_by")
 TIMER_READ: Final = ("id", "kind", "conversation_id", "data", *TIMER_WRITTEN)
 
+_Convert = Callable[[Any], Any]
+
+
+def _sqlite_time(value: str | None) -> datetime | None:
+    # What UTCDateTime reads back on SQLite (text without a zone), without SQLAlchemy's regex parsing.
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _postgres_time(value: datetime | None) -> datetime | None:
+    # asyncpg returns timestamptz in UTC already (its ``timezone.utc`` is ``UTC``).
+    return value if value is None or value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _sqlite_json(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _sqlite_bool(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _converter(column: Column[Any], dialect: str) -> _Convert | None:
+    """How the driver's value of ``column`` becomes what SQLAlchemy would return; None: as it is."""
+    type_ = column.type
+    if isinstance(type_, UTCDateTime):
+        return _sqlite_time if dialect == "sqlite" else _postgres_time
+    if isinstance(type_, JSON):
+        # asyncpg decodes JSON itself: SQLAlchemy installs the codec on every connection.
+        return _sqlite_json if dialect == "sqlite" else None
+    if isinstance(type_, Boolean) and dialect == "sqlite":
+        return _sqlite_bool
+    return None
+
+
+class _Reader:
+    """A table's columns selected without result processing, and their conversions per dialect."""
+
+    def __init__(self, table: Table, names: Sequence[str], *, as_text: Sequence[str] = ()) -> None:
+        self.table = table
+        self.names = tuple(names)
+        self.as_text = frozenset(as_text)  # JSON columns read as their text (the caller decodes them)
+        self.columns: tuple[Label[Any], ...] = tuple(
+            type_coerce(cast(table.c[name], Text) if name in self.as_text else table.c[name], NullType())
+            .label(name) for name in self.names)
+        self._converters: dict[str, list[tuple[int, _Convert]]] = {}
+
+    def converters(self, dialect: str) -> list[tuple[int, _Convert]]:
+        """(index, converter) of the columns whose driver values need converting, chosen once."""
+        found = self._converters.get(dialect)
+        if found is None:
+            found = [(index, convert) for index, name in enumerate(self.names)
+                     if name not in self.as_text
+                     and (convert := _converter(self.table.c[name], dialect)) is not None]
+            self._converters[dialect] = found
+        return found
+
+    async def rows(self, session: AsyncSession, query: Any) -> list[list[Any]]:
+        """Run ``query`` (a select of ``columns``) and return each row's values, converted."""
+        return self._converted(session.get_bind().dialect.name, await session.execute(query))
+
+    async def by_ids(self, session: AsyncSession, read: _ByIds, ids: Sequence[int]) -> list[list[Any]]:
+        """``read``'s SELECT of these columns for ``ids``, sent through the driver; each row's values."""
+        connection = await session.connection()
+        dialect = connection.dialect.name
+        result = await connection.exec_driver_sql(read.sql(self, dialect), (ids_param(ids, dialect),))
+        return self._converted(dialect, result.all())
+
+    def _converted(self, dialect: str, rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+        converters = self.converters(dialect)
+        out = []
+        for row in rows:
+            values = list(row)
+            for index, convert in converters:
+                values[index] = convert(values[index])
+            out.append(values)
+        return out
+
+
+class _ByIds:
+    """A SELECT of a reader's columns WHERE ``key`` is one of a list of ids, written once per dialect.
+
+    The list is one parameter (an array on PostgreSQL, a JSON array read by ``json_each`` on SQLite), sent
+    through the driver: SQLAlchemy renders an expanding ``IN`` with a bound parameter per id on every
+    execution, which for a batch's few hundred ids cost more than the query. ``where`` is constant SQL.
+    """
+
+    def __init__(self, key: str, where: str = "", *, lock: bool) -> None:
+        self.key, self.where, self.lock = key, where, lock
+        self._sql: dict[str, str] = {}
+
+    def sql(self, reader: _Reader, dialect: str) -> str:
+        """The statement for ``dialect`` (qmark for sqlite3, numeric for asyncpg)."""
+        found = self._sql.get(dialect)
+        if found is None:
+            postgres = dialect == "postgresql"
+            columns = ", ".join(f"CAST({name} AS TEXT) AS {name}" if name in reader.as_text else name
+                                for name in reader.names)
+            ids = ids_condition(self.key, dialect)
+            # One lock order everywhere (by id), so two writers cannot deadlock; held rows are skipped.
+            found = (f'SELECT {columns} FROM "{reader.table.name}" WHERE {ids}{self.where} ORDER BY id'
+                     + (" FOR UPDATE SKIP LOCKED" if postgres and self.lock else ""))
+            self._sql[dialect] = found
+        return found
+
+
+def ids_condition(column: str, dialect: str) -> str:
+    """SQL that holds when ``column`` is one of the ids given as the statement's one parameter
+    (``ids_param``): an integer array on PostgreSQL, a JSON array read by ``json_each`` on SQLite.
+
+    For statements sent through the driver: SQLAlchemy renders an expanding ``IN`` with a bound parameter
+    per id on every execution, which for a few hundred ids costs more than the query."""
+    if dialect == "postgresql":
+        return f"{column} = ANY($1::integer[])"
+    return f"{column} IN (SELECT value FROM json_each(?))"
+
+
+def ids_param(ids: Iterable[int], dialect: str) -> Any:
+    """The ids as ``ids_condition``'s parameter for ``dialect``."""
+    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
+
+
+def _quoted(values: Iterable[str]) -> str:
+    """Constant strings as SQL literals (code's own constants, never user data)."""
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
+# ``data`` as its JSON text: decoded once per distinct value instead of once per row (``timer_data``).
+_TIMER_READER: Final = _Reader(_TIMERS, TIMER_READ, as_text=("data",))
+# ``sla_state`` as its JSON text, kept as text by ConversationRow (see the module's docstring).
+_CONVERSATION_READER: Final = _Reader(_CONVERSATIONS, CONVERSATION_READ, as_text=("sla_state",))
+_STATE_SLOT: Final = "_sla_state_text"
+# ConversationRow's slots in CONVERSATION_READ's and CONVERSATION_WRITTEN's orders (the state as its text).
+_CONVERSATION_SLOTS: Final = tuple(_STATE_SLOT if n == "sla_state" else n for n in CONVERSATION_READ)
+_conversation_written = attrgetter(*(_STATE_SLOT if n == "sla_state" else n for n in CONVERSATION_WRITTEN))
+
 
 class ConversationRow:
-    """A conversation's firing columns as plain attributes (the names of ``Conversation``'s)."""
+    """A conversation's firing columns as plain attributes (the names of ``Conversation``'s).
 
-    __slots__ = (*CONVERSATION_READ, "_saved")
+    ``sla_state`` is kept as its stored JSON text: reading the attribute decodes it (a new object each
+    time), setting it encodes the value as the column stores it.
+    """
+
+    __slots__ = (*_CONVERSATION_SLOTS, "_saved")
 
     id: int | None
     channel_id: int
@@ -50,7 +202,7 @@ class ConversationRow:
     priority_rank: int
     escalation_level: int
     sla_policy: str | None
-    sla_state: dict[str, Any] | None
+    _sla_state_text: str | None
     breached: list[str]
     first_response_due_at: datetime | None
     next_response_due_at: datetime | None
@@ -67,13 +219,25 @@ class ConversationRow:
     _saved: tuple[Any, ...]
 
     def __init__(self, values: Sequence[Any]) -> None:
-        for name, value in zip(CONVERSATION_READ, values, strict=True):
-            object.__setattr__(self, name, value)
+        for name, value in zip(_CONVERSATION_SLOTS, values, strict=True):
+            setattr(self, name, value)
         self.saved()
 
+    @property
+    def sla_state(self) -> dict[str, Any] | None:
+        """The SLA state column, decoded (None when the column is NULL or JSON null)."""
+        text = self._sla_state_text
+        value: dict[str, Any] | None = None if text is None else json.loads(text)
+        return value
+
+    @sla_state.setter
+    def sla_state(self, value: dict[str, Any] | None) -> None:
+        self._sla_state_text = json_text(value)  # what the column's JSON type would bind
+
     def written(self) -> tuple[Any, ...]:
-        """The values of the columns firing may change, as they are now."""
-        return tuple(getattr(self, name) for name in CONVERSATION_WRITTEN)
+        """The values of the columns firing may change, as they are now (the SLA state as its text)."""
+        values: tuple[Any, ...] = _conversation_written(self)
+        return values
 
     def saved(self) -> None:
         """What the database holds now (read, or just written)."""
@@ -97,9 +261,9 @@ class TimerRow:
     _saved: tuple[Any, ...]
 
     def __init__(self, values: Sequence[Any]) -> None:
-        for name, value in zip(TIMER_READ, values, strict=True):
-            object.__setattr__(self, name, value)
-        self.data = timer_data(values[3])
+        (self.id, self.kind, self.conversation_id, data, self.status, self.due_at, self.fired_at, self.late,
+         self.claimed_by) = values  # in TIMER_READ's order
+        self.data = timer_data(data)
         self.saved()
 
     def written(self) -> tuple[Any, ...]:
@@ -112,7 +276,7 @@ class TimerRow:
 
 
 def timer_data(text: str | None) -> dict[str, Any]:
-    """A timer's ``data`` from its JSON text (read as text: see ``_TIMER_COLUMNS``), a dict of its own."""
+    """A timer's ``data`` from its JSON text (read as text: see ``_TIMER_READER``), a dict of its own."""
     if not text:
         return {}
     flat, value = _decoded(text)
@@ -128,11 +292,6 @@ def _decoded(text: str) -> tuple[bool, dict[str, Any]]:
     return all(not isinstance(v, dict | list) for v in value.values()), value
 
 
-# ``data`` as its JSON text: decoding it once per distinct value instead of once per row (json.loads per
-# row was a tenth of a batch's reading).
-_TIMER_COLUMNS: Final = tuple(
-    cast(_TIMERS.c.data, Text).label("data") if name == "data" else _TIMERS.c[name] for name in TIMER_READ)
-
 AnyConversation = Conversation | ConversationRow
 """A conversation as the ORM loads it, or as batch firing reads it (the same attribute names)."""
 AnyTimer = Timer | TimerRow
@@ -145,7 +304,7 @@ async def claim_timers(
     """Up to ``limit`` pending timers of ``kinds`` due by ``now``, oldest first, locked (skipping those
     another transaction holds, on PostgreSQL)."""
     query = (
-        select(*_TIMER_COLUMNS)
+        select(*_TIMER_READER.columns)
         .where(_TIMERS.c.status == TimerStatus.PENDING.value, _TIMERS.c.due_at <= now,
                _TIMERS.c.kind.in_(kinds))
         .order_by(_TIMERS.c.due_at, _TIMERS.c.id)
@@ -153,43 +312,59 @@ async def claim_timers(
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
-    return [TimerRow(row) for row in await session.execute(query)]
+    return list(map(TimerRow, await _TIMER_READER.rows(session, query)))
 
 
 async def timers_by_id(session: AsyncSession, ids: Sequence[int]) -> list[TimerRow]:
     """These timers as they are in the database now, in the order of ``ids`` (missing ones left out)."""
-    rows = await session.execute(select(*_TIMER_COLUMNS)
-                                 .where(_TIMERS.c.id.in_(ids)))
+    rows = await _TIMER_READER.rows(session, select(*_TIMER_READER.columns).where(_TIMERS.c.id.in_(ids)))
     found = {row.id: row for row in map(TimerRow, rows)}
     return [found[i] for i in ids if i in found]
 
 
 async def pending_sla_timers(
-    session: AsyncSession, conversation_ids: Sequence[int], kinds: Sequence[str]
+    session: AsyncSession, conversation_ids: Sequence[int], kinds: Sequence[str],
+    known: Mapping[int | None, TimerRow] | None = None,
 ) -> dict[int, list[TimerRow]]:
-    """Pending timers of ``kinds`` of these conversations by id order, locked (skipping held rows)."""
-    rows = await session.execute(
-        select(*_TIMER_COLUMNS)
-        .where(_TIMERS.c.conversation_id.in_(conversation_ids),
-               _TIMERS.c.status == TimerStatus.PENDING.value, _TIMERS.c.kind.in_(kinds))
-        .order_by(_TIMERS.c.id).with_for_update(skip_locked=True)
-    )
+    """Pending timers of ``kinds`` of these conversations by id order, locked (skipping held rows); a
+    timer in ``known`` (the claimed batch) is that object, not a new one."""
+    read = _PENDING_BY_KINDS.get(tuple(kinds))
+    if read is None:
+        read = _PENDING_BY_KINDS[tuple(kinds)] = _ByIds(
+            "conversation_id", f" AND status = '{TimerStatus.PENDING.value}' AND kind IN ({_quoted(kinds)})",
+            lock=True)
+    rows = await _TIMER_READER.by_ids(session, read, conversation_ids)
+    known = known or {}
     found: dict[int, list[TimerRow]] = {}
-    for timer in map(TimerRow, rows):
+    for values in rows:
+        timer = known.get(values[0]) or TimerRow(values)
         assert timer.conversation_id is not None
         found.setdefault(timer.conversation_id, []).append(timer)
     return found
 
 
+async def conversation_tags(session: AsyncSession, ids: Sequence[int]) -> dict[int, frozenset[str]]:
+    """The tag names of these conversations (those without tags left out), in one statement through the
+    driver: what ``SlaEngine._tags`` reads, for a batch's few hundred ids."""
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    result = await connection.exec_driver_sql(
+        "SELECT ct.conversation_id, t.name FROM conversation_tags ct JOIN tags t ON t.id = ct.tag_id"
+        f" WHERE {ids_condition('ct.conversation_id', dialect)}", (ids_param(ids, dialect),))
+    found: dict[int, set[str]] = {}
+    rows: Sequence[Any] = result.all()  # (conversation id, tag name)
+    for conversation_id, name in rows:
+        found.setdefault(conversation_id, set()).add(name)
+    return {k: frozenset(v) for k, v in found.items()}
+
+
 async def lock_conversations(session: AsyncSession, ids: Sequence[int]) -> list[ConversationRow]:
     """These conversations' firing columns, locked in id order, skipping those another transaction holds."""
-    rows = await session.execute(
-        select(*(_CONVERSATIONS.c[name] for name in CONVERSATION_READ))
-        .where(_CONVERSATIONS.c.id.in_(ids))
-        .order_by(_CONVERSATIONS.c.id)  # one lock order everywhere, so two writers cannot deadlock
-        .with_for_update(skip_locked=True)
-    )
-    return list(map(ConversationRow, rows))
+    return list(map(ConversationRow, await _CONVERSATION_READER.by_ids(session, _LOCK_CONVERSATIONS, ids)))
+
+
+_LOCK_CONVERSATIONS: Final = _ByIds("id", lock=True)
+_PENDING_BY_KINDS: dict[tuple[str, ...], _ByIds] = {}
 
 
 async def write_conversations(session: AsyncSession, rows: Iterable[ConversationRow]) -> None:
@@ -229,6 +404,8 @@ def _update(table: Table, names: tuple[str, ...]) -> DriverStatement:
     key = (table.name, names)
     if key not in _UPDATES:
         sets = ", ".join(f"{name} = :{name}" for name in names)
-        _UPDATES[key] = DriverStatement(f'UPDATE "{table.name}" SET {sets} WHERE id = :_id',
-                                        {name: table.c[name].type for name in names})
+        # A conversation's SLA state is already its JSON text (ConversationRow): bound as it is.
+        types = {name: None if (table is _CONVERSATIONS and name == "sla_state") else table.c[name].type
+                 for name in names}
+        _UPDATES[key] = DriverStatement(f'UPDATE "{table.name}" SET {sets} WHERE id = :_id', types)
     return _UPDATES[key]

@@ -16,6 +16,7 @@ from inbox.events import Author, Batch, Inbound
 from inbox.ingest import Ingestor
 from inbox.models import Conversation, Delivery, Kind
 from inbox.notify import Notifier
+from inbox.notify.budget import digest_conversation_ids
 from inbox.settings import Settings
 from inbox.view_codec import load
 from inbox.views import View
@@ -84,6 +85,12 @@ class Rig:
             query = query.where(col(Delivery.purpose) == purpose)
         async with self.db.sessions() as session:
             return list((await session.execute(query)).scalars())
+
+    async def covered(self, digest: Delivery) -> list[int]:
+        """The conversations a digest row covers (its ``digest.folded`` events), in folding order."""
+        assert digest.id is not None
+        async with self.db.sessions() as session:
+            return await digest_conversation_ids(session, digest.id)
 
 
 def view_of(delivery: Delivery) -> View:

@@ -701,7 +701,9 @@ async def check_replies(soak: Soak) -> None:
     }
     # The team hears of a failure in a notice of its own, or, over the chat's budget, in its digest.
     noticed = {d.payload["view"]["delivery_id"] for d in deliveries if d.purpose == "failed"}
-    digested = {c for d in deliveries if d.purpose == "digest" for c in d.payload.get("conversation_ids", [])}
+    digest_ids = {d.id for d in deliveries if d.purpose == "digest"}
+    digested = {c for e in await rows(soak.db, Event, col(Event.type) == "digest.folded")
+                if e.data["delivery_id"] in digest_ids for c in e.data["conversation_ids"]}
     copies = platform_copies(soak)
     replies = {d.payload["text"]: d for d in deliveries if d.purpose == "reply"}
     assert set(replies) == set(soak.expected.replies)

@@ -22,7 +22,7 @@ from inbox.notify import Notifier
 from inbox.notify.facts import ConversationFacts
 from inbox.sla.batch_fire import notify_many_of
 from inbox.sla.engine import SlaEngine
-from inbox.sla.rows import timer_data
+from inbox.sla.rows import lock_conversations, timer_data, write_conversations
 from inbox.sla.scheduler import SlaScheduler
 from inbox.views import Digest
 from tests.notify.conftest import OPS, TIM, Rig, make_rig, team_settings, view_of
@@ -86,7 +86,7 @@ async def test_a_batch_of_breaches_costs_a_few_statements_and_one_post_per_chat(
         view = view_of(digest)
         assert isinstance(view, Digest) and singles
         # Every breach is told once: alone while the budget allows, the rest in the window's digest.
-        told = [d.conversation_id for d in singles] + list(digest.payload["conversation_ids"])
+        told = [d.conversation_id for d in singles] + await rig.covered(digest)
         assert sorted(told) == sorted(ids) and dict(view.counts)["sla"] == 40 - len(singles)
     assert len(queued) == len(await rig.deliveries(OPS, "sla")) + len(await rig.deliveries(TIM, "sla")) + 2
 
@@ -202,3 +202,29 @@ def test_timer_data_is_decoded_once_per_text_and_never_shared() -> None:
     first["notify"].append("admins")
     assert second == {"step": 1, "notify": ["leads"]}  # nested values are decoded afresh
     assert timer_data(None) == timer_data("") == {}
+
+
+async def test_the_sla_state_goes_through_a_batch_as_the_json_it_is_stored_as(
+    db: Database, clock: FakeClock,
+) -> None:
+    rig = await make_sla_rig(db, clock, policy(first_response="1h"))
+    cid = await rig.inbound("u1")
+    clock.set(MON_9 + timedelta(hours=6))
+    assert await rig.scheduler.run_once() == 2  # the warning and the breach, as a batch
+    async with db.sessions() as session:
+        conv = await session.get(Conversation, cid)
+        assert conv is not None and isinstance(conv.sla_state, dict)  # JSON, not a JSON string of it
+        clock_state = conv.sla_state["targets"]["first_response"]
+        assert clock_state["warned"] and clock_state["pinged"] and clock_state["breached_at"]
+        stored = conv.sla_state
+    async with db.transaction() as session:
+        [row] = await lock_conversations(session, [cid])
+        assert row.sla_state == stored and row.sla_state is not row.sla_state  # decoded afresh each time
+        row.sla_state = {**stored, "replied": True}
+        with statements(db) as sent:
+            await write_conversations(session, [row])
+            await write_conversations(session, [row])  # unchanged since the first write: nothing sent
+        assert len(sent) == 1 and "sla_state" in sent[0]
+    async with db.sessions() as session:
+        conv = await session.get(Conversation, cid)
+        assert conv is not None and conv.sla_state == {**stored, "replied": True}
