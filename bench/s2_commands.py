@@ -17,6 +17,7 @@ compiled statements), not of the first command after start.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 from collections import defaultdict
@@ -33,6 +34,7 @@ from inbox.clock import FakeClock
 from inbox.commands import CommandCore, CommandInvocation
 from inbox.config_sync import sync_channels
 from inbox.db import Database
+from inbox.heap import freeze_startup_heap
 from inbox.models import Conversation
 from inbox.notify import install_notifier
 from inbox.settings import Settings
@@ -93,6 +95,7 @@ async def run(env: BenchEnv) -> list[Result]:
         try:
             install_notifier(app)
             core = CommandCore.from_app(app)
+            freeze_startup_heap()  # as `inbox run` does once it has started
             results = await _core_latency(app.db, core, commands, size)
             results += await _telegram(
                 env,
@@ -104,6 +107,7 @@ async def run(env: BenchEnv) -> list[Result]:
             )
         finally:
             await app.close()
+            gc.unfreeze()  # the next scenario starts with the collector as it found it
     finally:
         await scratch.drop()
     return results

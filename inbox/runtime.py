@@ -12,6 +12,7 @@ from typing import Any
 
 from inbox.app import App
 from inbox.db import DatabaseError
+from inbox.heap import freeze_startup_heap
 from inbox.leases import Leases, process_name, run_leased
 from inbox.notify import Notifier, install_notifier
 from inbox.outbox import Dispatcher
@@ -164,7 +165,9 @@ async def run_forever(app: App, base_dir: Path, stop: asyncio.Event | None = Non
         await _claim_sqlite(runtime)
     runtime.build_connectors()
     dispatcher = runtime.start()
+    frozen = freeze_startup_heap()
     log.info("running: %s", ", ".join(runtime.tasks))
+    log.debug("%d startup objects frozen out of the collector's passes", frozen)
     try:
         await runtime.wait(dispatcher)
         if not app.db.is_postgres and runtime.leases is not None:

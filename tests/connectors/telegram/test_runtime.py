@@ -4,6 +4,7 @@ outbox dispatcher), against the emulator: a DM becomes a card, a member's /reply
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 from connectors.telegram.emulator import TelegramEmulator
@@ -36,6 +37,7 @@ async def test_inbox_run_serves_a_telegram_channel(tmp_path: Path) -> None:
         )
         app = await App.open(settings, migrate=True)
         stop = asyncio.Event()
+        gc.unfreeze()
         runner = asyncio.create_task(run_forever(app, tmp_path, stop))
         try:
             ana = emu.user("Ana", username="ana_k")
@@ -46,7 +48,9 @@ async def test_inbox_run_serves_a_telegram_channel(tmp_path: Path) -> None:
             [answer] = await emu.wait_for_sent(1, ana, within=10)
             assert answer.plain_text == "It ships today & arrives tomorrow"
             assert emu.commands(scope={"type": "chat", "chat_id": team.id})  # the menu was registered
+            assert gc.get_freeze_count() > 0  # what startup built is out of the collector's passes
         finally:
             stop.set()
             await asyncio.wait_for(runner, 15)
             await app.close()
+            gc.unfreeze()  # the test process's heap goes back to the collector
