@@ -212,12 +212,13 @@ async def _folded(
 
 async def digest_conversation_ids(session: AsyncSession, digest_id: int) -> list[int]:
     """Every conversation the digest row ``digest_id`` covers, in the order they were folded into it."""
+    data = Event.__table__.c.data  # type: ignore[attr-defined]
     rows = await session.execute(
-        select(col(Event.data)).where(col(Event.type) == _FOLDED).order_by(col(Event.id)))
+        select(data).where(col(Event.type) == _FOLDED, data["delivery_id"].as_integer() == digest_id)
+        .order_by(col(Event.id)))
     ids: dict[int, None] = {}
-    for (data,) in rows:
-        if data.get("delivery_id") == digest_id:
-            ids.update(dict.fromkeys(map(int, data.get("conversation_ids", []))))
+    for (folded,) in rows:
+        ids.update(dict.fromkeys(map(int, folded.get("conversation_ids", []))))
     return list(ids)
 
 
