@@ -22,7 +22,10 @@ timezones with a sub-hour offset), and SLA outcomes are counted there from the c
 keeps per clock (``inbox.sla.outcomes``); each reply that answers a follow-up carries the round's
 start, kept as messages are stored (``inbox.follow_ups``). Durations come back as columns of integer
 microseconds (one row per conversation answered or resolved, or per follow-up answered, in the period)
-and are measured with numpy, business time included (``inbox.reports.opentime.OpenTimeArrays``).
+and are measured with numpy, business time included (``inbox.reports.opentime.OpenTimeArrays``); the
+database packs them into one text per query, which numpy parses (no Python object per row). Three read
+sessions work side by side (``compute_report``); the figures that need a pass over every conversation
+(backlog, SLA clock outcomes, the clocks' worst breaches) are worked out in one pass for both periods.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -39,6 +43,7 @@ import numpy as np
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Text,
     and_,
     case,
     cast,
@@ -86,6 +91,8 @@ TOP_TAGS: Final = 10
 _MAX_END_LOOKUPS: Final = 200
 _NO_TIME: Final = -(2**62)  # a NULL timestamp in microsecond columns
 _ONE_US: Final = timedelta(microseconds=1)
+_HIGH: Final = 1 << 32  # packs two counts in one sum
+_TEXT_SEPARATOR: Final = "\x1f"  # joins text columns packed by the database (no name or kind holds it)
 # SQLite reads the report's pages through memory-mapped I/O (no copy of each page from the OS cache:
 # about a quarter of the report's CPU at a million messages); the library caps it at its own maximum.
 _MMAP_BYTES: Final = 1 << 31
@@ -379,24 +386,70 @@ async def compute_report(
     """Every figure for ``period`` (and the headline figures of the period before), as of ``now``."""
     by_name = {p.name: p for p in policies}
 
-    async def one(which: Period, detail: bool) -> Report:
+    @asynccontextmanager
+    async def reading() -> AsyncIterator[AsyncSession]:
         async with db.reading() as session:
             mapped = session.get_bind().dialect.name == "sqlite"
             if mapped:  # reset below: other work on this pooled connection keeps plain reads
                 await session.execute(text(f"PRAGMA mmap_size={_MMAP_BYTES}"))
             try:
-                return await _Computation(session, by_name, which, now, detail=detail).run()
+                yield session
             finally:
                 if mapped:
                     await session.execute(text("PRAGMA mmap_size=0"))
 
-    if not previous:
-        return await one(period, True)
-    # Two read sessions side by side: the database works on both at once (on SQLite each reads in its own
-    # connection thread, in WAL mode without blocking writers or each other).
-    report, before = await asyncio.gather(one(period, True), one(period.previous(), False))
-    report.previous = before
+    earlier = period.previous()
+    scanned = [period, earlier] if previous else [period]
+
+    async def side() -> _Extras:
+        async with reading() as session:
+            return await _Computation(session, by_name, period, now, detail=True).extras(scanned)
+
+    async def compute(which: Period, detail: bool, extras: asyncio.Task[_Extras] | None) -> _Computation:
+        async with reading() as session:
+            computation = _Computation(session, by_name, which, now, detail=detail)
+            await computation.run(extras)
+            return computation
+
+    # Read sessions side by side: the database works on all at once (on SQLite each reads in its own
+    # connection thread, in WAL mode without blocking writers or each other). One has the period's
+    # figures, one the headline figures of the period before, and one the rest: the per-hour message
+    # counts, the tags, the clocks' worst breaches, and the figures that need a pass over every
+    # conversation (backlog, SLA clock outcomes), worked out for both periods in one pass.
+    extras = asyncio.create_task(side())
+    try:
+        computations = await asyncio.gather(
+            compute(period, True, extras), *([compute(earlier, False, None)] if previous else []))
+        scans = (await extras).scans
+    finally:
+        if not extras.done():
+            extras.cancel()
+    for computation in computations:
+        computation.adopt(scans)
+    report = computations[0].report
+    if previous:
+        report.previous = computations[1].report
     return report
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """The figures of the period that a session of their own works out (see ``compute_report``)."""
+
+    messages: list[Any]
+    tags: list[tuple[str, int]]
+    scans: _Scans
+
+
+@dataclass
+class _Scans:
+    """What one pass over every conversation found for some periods: per period, the backlog per channel
+    (channel id: count, oldest start) with the oldest conversation's id, and the SLA clock outcomes (met,
+    breached per target)."""
+
+    backlog: dict[Period, tuple[dict[int, tuple[int, datetime]], int | None]] = field(default_factory=dict)
+    clocks: dict[Period, list[tuple[int, int]]] = field(default_factory=dict)
+    clock_breaches: list[_Ranked] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -424,13 +477,9 @@ class _Items:
     end: Micros
 
     @classmethod
-    def of(cls, columns: Sequence[Sequence[int]]) -> _Items:
+    def of(cls, columns: Sequence[Micros]) -> _Items:
         """From columns in field order."""
-        if not columns or not columns[0]:
-            empty = np.zeros(0, dtype=np.int64)
-            return cls(empty, empty, empty, empty, empty, empty)
-        arrays = [np.array(c, dtype=np.int64) for c in columns[:6]]
-        return cls(*arrays)
+        return cls(*columns[:6])
 
     def __len__(self) -> int:
         return len(self.cid)
@@ -478,6 +527,18 @@ def _median_of(micros: Micros) -> float | None:
     return _round(percentile_of_sorted(_Seconds(np.sort(micros)), 50))
 
 
+def _first_of_each(*keys: Micros) -> Micros:
+    """The positions, in order, of the first occurrence of each distinct tuple of ``keys`` (what
+    ``np.unique(..., axis=1, return_index=True)`` gives, without its slow sort of structured rows)."""
+    order = np.lexsort(keys[::-1])  # stable: equal tuples keep their order, the first one first
+    same = np.ones(max(len(order) - 1, 0), dtype=bool)  # each sorted tuple equals the one before
+    for key in keys:
+        ranked = key[order]
+        same &= ranked[1:] == ranked[:-1]
+    first = np.concatenate([[True], ~same])[:len(order)]
+    return np.sort(order[first])
+
+
 def _first_seen(keys: Micros) -> list[int]:
     """The distinct values of ``keys`` in the order they first occur."""
     values, first = np.unique(keys, return_index=True)
@@ -512,11 +573,16 @@ class _Computation:
         """The database dialect name."""
         return self.session.get_bind().dialect.name
 
-    async def run(self) -> Report:
-        """Run every query and fill the report."""
-        self.channels = {int(i or 0): str(n) for i, n in await self.session.execute(
+    async def extras(self, scanned: Sequence[Period]) -> _Extras:
+        """The figures that ``run`` leaves to another session: per-hour messages, tags, the clocks' worst
+        breaches, and the backlog and clock outcomes of the ``scanned`` periods."""
+        return _Extras(await self._message_rows(), await self._tags(), await self.scans(scanned, worst=True))
+
+    async def run(self, extras: Awaitable[_Extras] | None = None) -> Report:
+        """Run every query and fill the report; with detail, ``extras`` brings what another session read."""
+        self.channels = {int(i or 0): str(n) for i, n in await self._execute(
             select(col(Channel.id), col(Channel.name)))}
-        self.members = {int(i or 0): str(n) for i, n in await self.session.execute(
+        self.members = {int(i or 0): str(n) for i, n in await self._execute(
             select(col(Member.id), col(Member.name)))}
         new_buckets = await self._new_conversations()
         first = await self._first_responses()
@@ -526,13 +592,14 @@ class _Computation:
         self.report.resolution = self._stats(resolved)
         self.report.next_response = self._stats(follow_ups)
         breaches = await self._sla_outcomes(follow_ups, rounds)
-        await self._backlog()
         if self.detail:
-            message_buckets = await self._messages()
+            assert extras is not None
+            found = await extras
+            message_buckets = self._messages(found.messages)
             self._per_channel_first_response(first)
             self._per_assignee(first, resolved)
-            self.report.tags = await self._tags()
-            self.report.worst_breaches = await self._worst(breaches)
+            self.report.tags = found.tags
+            self.report.worst_breaches = await self._worst(found.scans.clock_breaches, breaches)
             self.report.daily = self._daily(new_buckets, message_buckets, first)
             self.report.first_response_targets = self._targets(first)
         return self.report
@@ -617,15 +684,52 @@ class _Computation:
     def _member(self, member_id: int | None) -> str | None:
         return None if member_id is None else self.members.get(member_id, f"#{member_id}")
 
-    async def _columns(self, query: Any) -> list[tuple[Any, ...]]:
-        """The result's columns (each a tuple), or an empty list when there are no rows."""
-        return list(zip(*(await self.session.execute(query)).all(), strict=True))
+    async def _execute(self, query: Any) -> Any:
+        """Run a query on the session's connection: Core rows, without the ORM's per-row result machinery."""
+        connection = await self.session.connection()
+        return await connection.execute(query)
+
+    async def _scalar(self, query: Any) -> Any:
+        return (await self._execute(query)).scalar()
+
+    async def _columns(
+        self, columns: Sequence[Any], build: Any, *texts: Any
+    ) -> tuple[list[Micros], list[list[str]]]:
+        """Integer columns as int64 arrays (and text columns as lists), of the query that ``build`` makes
+        from a select of what it is given.
+
+        The database packs every row into one text (comma-separated integers; texts apart, separated by
+        a control character), parsed by numpy: a hundred thousand rows of Python objects, built one by
+        one in the connection's thread while holding the GIL, kept the report's sessions from working
+        side by side.
+        """
+        packed = [func.count(), self._aggregate_text(self._pack_row(columns), ","),
+                  *(self._aggregate_text(t, _TEXT_SEPARATOR) for t in texts)]
+        count, *values = (await self._execute(build(select(*packed)))).one()
+        ints = np.fromstring(values[0] or "", dtype=np.int64, sep=",").reshape(-1, len(columns))
+        if len(ints) != count:  # a NULL column would drop its row from the text: never silently
+            raise RuntimeError(f"packed {len(ints)} rows of {count}")
+        return list(ints.T), [[] if v is None else str(v).split(_TEXT_SEPARATOR) for v in values[1:]]
+
+    @staticmethod
+    def _pack_row(columns: Sequence[Any]) -> Any:
+        """Integer columns as one comma-separated text, in SQL."""
+        row: Any = cast(columns[0], Text)
+        for column in columns[1:]:
+            row = row + "," + cast(column, Text)
+        return row
+
+    def _aggregate_text(self, column: Any, separator: str) -> Any:
+        """Every row's text joined with ``separator``, in the order the rows come (NULL without rows)."""
+        if self.dialect == "sqlite":
+            return func.group_concat(column, separator)
+        return func.string_agg(column, separator)
 
     # --- conversations ---
 
     async def _new_conversations(self) -> list[tuple[str, str, datetime, int]]:
         bucket = self._bucket(col(Conversation.created_at))
-        rows = await self.session.execute(
+        rows = await self._execute(
             select(col(Conversation.channel_id), col(Conversation.kind), bucket, func.count())
             .where(self._in_period(col(Conversation.created_at)))
             .group_by(col(Conversation.channel_id), col(Conversation.kind), bucket)
@@ -649,10 +753,10 @@ class _Computation:
                 self._policy_code(col(c.sla_policy)), self._us(start), self._us(end))
 
     async def _first_responses(self) -> _Items:
-        return _Items.of(await self._columns(
-            select(*self._item_columns(col(Conversation.created_at), col(Conversation.first_response_at)))
-            .where(self._in_period(col(Conversation.first_response_at)))
-        ))
+        ints, _ = await self._columns(
+            self._item_columns(col(Conversation.created_at), col(Conversation.first_response_at)),
+            lambda query: query.where(self._in_period(col(Conversation.first_response_at))))
+        return _Items.of(ints)
 
     async def _resolutions(self) -> _Items:
         last = (
@@ -662,13 +766,13 @@ class _Computation:
             .group_by(col(Event.conversation_id))
             .subquery()
         )
-        columns = await self._columns(
-            select(*self._item_columns(col(Conversation.created_at), last.c.at), col(Conversation.kind))
-            .join(last, last.c.cid == col(Conversation.id))
-        )
-        items = _Items.of(columns)
+        ints, (kind_of,) = await self._columns(
+            self._item_columns(col(Conversation.created_at), last.c.at),
+            lambda query: query.select_from(last).join(Conversation, last.c.cid == col(Conversation.id)),
+            col(Conversation.kind))
+        items = _Items.of(ints)
         kinds: Counter[str] = Counter()
-        for (channel_id, kind), count in Counter(zip(*columns[1:2], *columns[6:7], strict=True)).items():
+        for (channel_id, kind), count in Counter(zip(items.channel.tolist(), kind_of, strict=True)).items():
             figures = self._channel(channel_id)
             figures.resolved += count
             figures.resolved_by_kind[kind] = figures.resolved_by_kind.get(kind, 0) + count
@@ -679,31 +783,36 @@ class _Computation:
 
     async def _next_responses(self) -> tuple[_Items, _Rounds]:
         """Replies in the period that answer a follow-up (kept at write time, ``inbox.follow_ups``), with
-        what the conversation's next-response clock says (to tell which rounds it measured)."""
+        what the conversation's next-response clock says (to tell which rounds it measured). Their
+        channel and assignee are not read: no figure of next responses is split by them."""
         m = Message.__table__.c  # type: ignore[attr-defined]
         c = Conversation
-        columns = await self._columns(
-            select(m.conversation_id, col(c.channel_id), func.coalesce(col(c.assignee_id), -1),
-                   self._policy_code(col(c.sla_policy)), self._us(m.follow_up_at), self._us(m.created_at),
-                   self._us(col(c.next_response_started_at)), self._us(col(c.next_response_outcome_at)),
-                   self._us(col(c.next_response_ended_at)))
+        ints, _ = await self._columns(
+            (m.conversation_id, self._policy_code(col(c.sla_policy)), self._us(m.follow_up_at),
+             self._us(m.created_at), self._us(col(c.next_response_started_at)),
+             self._us(col(c.next_response_outcome_at)), self._us(col(c.next_response_ended_at))),
+            lambda query: query.select_from(m.conversation_id.table)
             .join(Conversation, col(Conversation.id) == m.conversation_id)
-            .where(m.follow_up_at.is_not(None), self._in_period(m.created_at))
-        )
-        rounds = _Rounds.of(columns[6:]) if columns else _Rounds.of([[], [], []])
-        return _Items.of(columns), rounds
+            .where(m.follow_up_at.is_not(None), self._in_period(m.created_at)))
+        cid, policy, start, end = ints[:4]
+        none = np.full(len(cid), -1, dtype=np.int64)
+        return _Items(cid, none, none, policy, start, end), _Rounds.of(ints[4:])
 
     # --- messages ---
 
-    async def _messages(self) -> list[tuple[str, datetime, int]]:
-        """Messages per channel, direction, member and UTC bucket; fills totals and the hour-of-week grid."""
+    async def _message_rows(self) -> list[Any]:
+        """Messages per channel, direction, member and UTC bucket."""
         bucket = self._bucket(col(Message.created_at))
-        rows = await self.session.execute(
+        return list(await self._execute(
             select(col(Message.channel_id), col(Message.direction), col(Message.member_id), bucket,
                    func.count())
             .where(self._in_period(col(Message.created_at)))
             .group_by(col(Message.channel_id), col(Message.direction), col(Message.member_id), bucket)
-        )
+        ))
+
+    def _messages(self, rows: Iterable[Any]) -> list[tuple[str, datetime, int]]:
+        """Fill the message totals and the hour-of-week grid from ``_message_rows``; return the inbound
+        buckets per channel."""
         inbound: list[tuple[str, datetime, int]] = []
         for channel_id, direction, member_id, label, count in rows:
             figures = self._channel(channel_id)
@@ -735,8 +844,8 @@ class _Computation:
     def _per_assignee(self, first: _Items, resolved: _Items) -> None:
         """Handled = distinct conversations answered first or resolved, by the conversation's assignee."""
         who = np.concatenate([first.assignee, resolved.assignee])
-        pairs = np.unique(np.stack([who, np.concatenate([first.cid, resolved.cid])]), axis=1)
-        handled = dict(zip(*(a.tolist() for a in np.unique(pairs[0], return_counts=True)), strict=True))
+        pairs = _first_of_each(who, np.concatenate([first.cid, resolved.cid]))
+        handled = dict(zip(*(a.tolist() for a in np.unique(who[pairs], return_counts=True)), strict=True))
         wall = first.end - first.start
         for member_id in _first_seen(who):
             key = self._member(member_id if member_id >= 0 else None) or UNASSIGNED
@@ -780,7 +889,7 @@ class _Computation:
 
     async def _tags(self) -> list[tuple[str, int]]:
         count = func.count(col(ConversationTag.conversation_id))
-        rows = await self.session.execute(
+        rows = await self._execute(
             select(col(Tag.name), count)
             .join(ConversationTag, col(ConversationTag.tag_id) == col(Tag.id))
             .join(Conversation, col(Conversation.id) == col(ConversationTag.conversation_id))
@@ -793,14 +902,15 @@ class _Computation:
 
     # --- backlog ---
 
-    async def _backlog(self) -> None:
-        """Conversations created before the end and not resolved at it.
+    def _bound_of(self, period: Period) -> datetime:
+        return min(period.end, self.now)
 
-        A conversation not updated since the end had no resolve or reopen since (both update it), so its
+    def _open_at(self, at: datetime) -> ColumnElement[bool]:
+        """The conversation was created before ``at`` and not resolved at it.
+
+        A conversation not updated since ``at`` had no resolve or reopen since (both update it), so its
         status tells its state then; only the others are replayed from their last such event before it.
-        One pass over the conversations counts both kinds.
         """
-        at = self.bound
         last_state = (
             select(col(Event.type))
             .where(col(Event.conversation_id) == col(Conversation.id),
@@ -809,24 +919,101 @@ class _Computation:
             .limit(1)
             .scalar_subquery()
         )
-        open_then = and_(col(Conversation.created_at) < at, or_(
+        return and_(col(Conversation.created_at) < at, or_(
             and_(col(Conversation.updated_at) < at, col(Conversation.status) != Status.RESOLVED.value),
             and_(col(Conversation.updated_at) >= at,
                  func.coalesce(last_state, REOPENED_EVENT) == REOPENED_EVENT)))
+
+    async def scans(self, periods: Sequence[Period], *, worst: bool = False) -> _Scans:
+        """What one pass over the conversations finds for every period at once: the backlog at its end and
+        its SLA clock outcomes; with ``worst``, this period's clock breaches that stayed overdue longest.
+
+        Grouped by channel (for the backlog), by an expression rather than the column: otherwise SQLite
+        walks ix_conversations_contact for its order and fetches every wide row through it, where a
+        plain scan of the table costs a third.
+        """
+        found = _Scans()
+        if not periods:
+            return found
+        c = Conversation
+        bounds = [self._bound_of(p) for p in periods]
+        channel = (col(c.channel_id) + 0).label("channel")
+        columns: list[Any] = [channel]
+        for at in bounds:
+            is_open = self._open_at(at)
+            columns += [func.sum(case((is_open, 1), else_=0)),
+                        func.min(case((is_open, col(c.created_at))))]
+        # Met and breached outcomes of a target in a period in one sum (breached in the high 32 bits): the
+        # dates are compared once per row instead of twice.
+        for period in periods:
+            for target, (at_name, end_name) in OUTCOME_COLUMNS.items():
+                at, end = getattr(c, at_name), getattr(c, end_name)
+                verdict = case((end == at, 1), (or_(end.is_(None), end > at), _HIGH), else_=0)
+                columns.append(func.sum(case((self._clock_in_period(target, period), verdict), else_=0)))
+        if worst:
+            for target, (at_name, end_name) in OUTCOME_COLUMNS.items():
+                at, end = getattr(c, at_name), getattr(c, end_name)
+                breached = and_(self._clock_in_period(target), or_(end.is_(None), end > at))
+                row = self._pack_row(
+                    (col(c.id), self._policy_code(col(c.sla_policy)), self._us(at), self._us(end)))
+                columns.append(self._aggregate_text(case((breached, row)), ","))
+        per_channel: list[dict[int, tuple[int, datetime]]] = [{} for _ in periods]
+        width = len(OUTCOME_COLUMNS)
+        counts = np.zeros((len(periods), width), dtype=np.int64)
+        breaches: list[list[str]] = [[] for _ in OUTCOME_COLUMNS]
+        for row in await self._execute(select(*columns).group_by(channel)):
+            for n in range(len(periods)):
+                count, first = row[1 + 2 * n], row[2 + 2 * n]
+                if count:
+                    per_channel[n][int(row[0])] = (int(count), first)
+            offset = 1 + 2 * len(periods)
+            counts += np.array([int(v or 0) for v in row[offset:offset + width * len(periods)]],
+                               dtype=np.int64).reshape(len(periods), width)
+            offset += width * len(periods)
+            for n, packed in enumerate(row[offset:]):
+                if packed:
+                    breaches[n].append(packed)
+        for period, at, channels in zip(periods, bounds, per_channel, strict=True):
+            oldest_id = None
+            if channels:
+                oldest = min(first for _, first in channels.values())
+                oldest_id = await self._scalar(
+                    select(col(c.id)).where(col(c.created_at) == oldest, self._open_at(at))
+                    .order_by(col(c.id)).limit(1))
+            found.backlog[period] = (channels, oldest_id)
+        for n, period in enumerate(periods):
+            found.clocks[period] = [(int(v) % _HIGH, int(v) // _HIGH) for v in counts[n]]
+        if worst:
+            found.clock_breaches = self._clock_breaches(breaches)
+        return found
+
+    def _clock_breaches(self, packed: Sequence[Sequence[str]]) -> list[_Ranked]:
+        """The clocks' breaches that stayed overdue longest (a few per target), from the packed rows of
+        every breach per target: conversation, policy code, due date, end."""
+        found = []
+        for target, texts in zip(OUTCOME_COLUMNS, packed, strict=True):
+            cid, policy, at, end = np.fromstring(",".join(texts), dtype=np.int64, sep=",").reshape(-1, 4).T
+            until = np.where((end != _NO_TIME) & (end < self.bound_us), end, self.bound_us)
+            overdue = until - at
+            for n in np.lexsort((cid, at, -overdue))[:WORST_BREACHES]:
+                found.append(_Ranked(int(overdue[n]), int(at[n]), int(cid[n]), 0, target,
+                                     self.names[int(policy[n])], None if end[n] == _NO_TIME else int(end[n])))
+        return found
+
+    def adopt(self, scans: _Scans) -> None:
+        """Take this period's backlog and SLA clock outcomes from the pass that found them."""
+        channels, oldest_id = scans.backlog[self.period]
         total, oldest = 0, None
-        for channel_id, count, first in await self.session.execute(
-                select(col(Conversation.channel_id), func.count(), func.min(col(Conversation.created_at)))
-                .where(open_then).group_by(col(Conversation.channel_id))):
+        for channel_id, (count, first) in channels.items():
             self._channel(channel_id).backlog += count
             total += count
             oldest = first if oldest is None else min(oldest, first)
-        oldest_id = None
-        if total:
-            oldest_id = await self.session.scalar(
-                select(col(Conversation.id)).where(open_then)
-                .order_by(col(Conversation.created_at), col(Conversation.id)).limit(1))
-        age = None if oldest is None else (at - oldest).total_seconds()
-        self.report.backlog = Backlog(total, age, oldest_id, at)
+        age = None if oldest is None else (self.bound - oldest).total_seconds()
+        self.report.backlog = Backlog(total, age, oldest_id, self.bound)
+        for target, (met, breached) in zip(TARGETS, scans.clocks[self.period], strict=True):
+            tally = self.report.sla.setdefault(target, TargetOutcomes())
+            tally.met += met
+            tally.breached += breached
 
     # --- SLA ---
 
@@ -834,31 +1021,22 @@ class _Computation:
         """The configured policies that set ``target``."""
         return [name for name, policy in self.policies.items() if target in policy.targets]
 
-    def _clock_in_period(self, target: str) -> ColumnElement[bool]:
-        """The conversation's clock for ``target`` has its outcome dated in the period (under a policy that
-        is configured and sets the target)."""
+    def _clock_in_period(self, target: str, period: Period | None = None) -> ColumnElement[bool]:
+        """The conversation's clock for ``target`` has its outcome dated in the period (this one unless
+        given), under a policy that is configured and sets the target."""
+        period = period or self.period
         at = getattr(Conversation, OUTCOME_COLUMNS[target][0])
-        return and_(col(Conversation.sla_policy).in_(self._has(target)), at >= self.period.start,
-                    at < self.bound)
+        # The dates first: most rows fail there (for all but one period), before the policy list.
+        return and_(at >= period.start, at < self._bound_of(period),
+                    col(Conversation.sla_policy).in_(self._has(target)))
 
     async def _sla_outcomes(self, follow_ups: _Items, rounds: _Rounds) -> list[_Ranked]:
         """Tally met and breached per target; return the breaches for the worst-breaches table.
 
-        Outcomes come from three places, each counted once: the clocks (conversation columns), the breach
-        events (which keep breaches of clocks replaced since) and the follow-up rounds that neither covers.
+        Outcomes come from three places, each counted once: the clocks (conversation columns, counted by
+        ``scans`` and adopted), the breach events (which keep breaches of clocks replaced since) and the
+        follow-up rounds that neither covers.
         """
-        sums = []
-        for target, (at_name, end_name) in OUTCOME_COLUMNS.items():
-            at, end = getattr(Conversation, at_name), getattr(Conversation, end_name)
-            in_period = self._clock_in_period(target)
-            sums.append(func.sum(case((and_(in_period, end == at), 1), else_=0)))
-            sums.append(func.sum(case((and_(in_period, or_(end.is_(None), end > at)), 1), else_=0)))
-        counts = (await self.session.execute(
-            select(*sums).where(or_(*(self._clock_in_period(t) for t in TARGETS))))).one()
-        for index, target in enumerate(TARGETS):
-            tally = self.report.sla.setdefault(target, TargetOutcomes())
-            tally.met += int(counts[2 * index] or 0)
-            tally.breached += int(counts[2 * index + 1] or 0)
         event_only, asked_dates = await self._breach_events()
         measured = self._round_outcomes(follow_ups, rounds, asked_dates)
         return event_only + measured
@@ -878,23 +1056,26 @@ class _Computation:
         at = type_coerce(events.c.at, UTCDateTime)
         own = case(*((and_(events.c.target == name, self._clock_breach_at(name, at)), 1) for name in TARGETS),
                    else_=0)
-        rows = await self.session.execute(
-            select(events.c.cid, self._us(at), events.c.target, events.c.policy, own)
-            .outerjoin(Conversation, col(Conversation.id) == events.c.cid)
-        )
-        seen: set[tuple[int, str, int]] = set()
+        target = case({name: index for index, name in enumerate(TARGETS)}, value=events.c.target, else_=-1)
+        ints, (policies,) = await self._columns(
+            (events.c.cid, self._us(at), target, own),
+            lambda query: query.select_from(events)
+            .outerjoin(Conversation, col(Conversation.id) == events.c.cid),
+            func.coalesce(events.c.policy, ""))
+        cids, ats, codes, counted = ints
         asked: dict[int, list[int]] = defaultdict(list)
+        for n in np.flatnonzero(codes == TARGETS.index("next_response")).tolist():
+            asked[int(cids[n])].append(int(ats[n]))
+        seen: set[tuple[int, str, int]] = set()
         found = []
-        for cid, at, name, policy, counted in rows:
-            if name not in TARGETS:
+        # Most events are a clock's own breach, counted with the clock: only the others are looked at.
+        for n in np.flatnonzero((codes >= 0) & (counted == 0)).tolist():
+            cid, when, name, policy = int(cids[n]), int(ats[n]), TARGETS[int(codes[n])], policies[n] or None
+            if (cid, name, when) in seen:
                 continue
-            if name == "next_response":
-                asked[cid].append(at)
-            if counted or (cid, name, at) in seen:
-                continue
-            seen.add((cid, name, at))
+            seen.add((cid, name, when))
             self.report.sla.setdefault(name, TargetOutcomes()).breached += 1
-            found.append(_Ranked(self.bound_us - at, at, cid, 1, name, policy, None))
+            found.append(_Ranked(self.bound_us - when, when, cid, 1, name, policy, None))
         return found, asked
 
     def _clock_breach_at(self, target: str, at: Any) -> ColumnElement[bool]:
@@ -936,9 +1117,7 @@ class _Computation:
         keep &= ~((rounds.clock_at == at) & (clock_breached == breached)
                   & (rounds.clock_at >= self.start_us) & (rounds.clock_at < self.bound_us))
         chosen = np.flatnonzero(keep)
-        _, unique = np.unique(np.stack([items.cid[chosen], at[chosen], breached[chosen]]), axis=1,
-                              return_index=True)
-        chosen = chosen[np.sort(unique)]
+        chosen = chosen[_first_of_each(items.cid[chosen], at[chosen], breached[chosen])]
         tally = self.report.sla.setdefault("next_response", TargetOutcomes())
         late = chosen[breached[chosen]]
         tally.breached += len(late)
@@ -948,32 +1127,13 @@ class _Computation:
         return [_Ranked(int(min(items.end[n], self.bound_us) - at[n]), int(at[n]), int(items.cid[n]), 2,
                         "next_response", self.names[int(items.policy[n])], int(items.end[n])) for n in top]
 
-    async def _clock_breaches(self) -> list[_Ranked]:
-        """The clocks' breaches in the period that stayed overdue longest (a few per target)."""
-        c = Conversation
-        found = []
-        bound = literal(self.bound_us)
-        for target, (at_name, end_name) in OUTCOME_COLUMNS.items():
-            at, end = self._us(getattr(c, at_name)), self._us(getattr(c, end_name))
-            breached = or_(getattr(c, end_name).is_(None), getattr(c, end_name) > getattr(c, at_name))
-            until = case((and_(end != _NO_TIME, end < bound), end), else_=bound)
-            overdue = (until - at).label("overdue")
-            rows = await self.session.execute(
-                select(overdue, at, col(c.id), col(c.sla_policy), end)
-                .where(self._clock_in_period(target), breached)
-                .order_by(overdue.desc(), at, col(c.id)).limit(WORST_BREACHES))
-            found += [_Ranked(int(late), int(when), int(cid), 0, target, policy,
-                              None if ended == _NO_TIME else int(ended))
-                      for late, when, cid, policy, ended in rows]
-        return found
-
-    async def _worst(self, others: Sequence[_Ranked]) -> list[Breach]:
-        candidates = [*await self._clock_breaches(), *await self._ends_of_events(others)]
+    async def _worst(self, clocks: Sequence[_Ranked], others: Sequence[_Ranked]) -> list[Breach]:
+        candidates = [*clocks, *await self._ends_of_events(others)]
         top = sorted(candidates, key=_Ranked.key)[:WORST_BREACHES]
         ids = [b.conversation_id for b in top]
         info = {}
         if ids:
-            info = {cid: (ch, who) for cid, ch, who in await self.session.execute(
+            info = {cid: (ch, who) for cid, ch, who in await self._execute(
                 select(col(Conversation.id), col(Conversation.channel_id), col(Conversation.assignee_id))
                 .where(col(Conversation.id).in_(ids)))}
         breaches = []
@@ -1013,7 +1173,7 @@ class _Computation:
     async def _times(self, query: Any) -> dict[int, list[int]]:
         """(conversation id, µs) rows as each conversation's sorted times."""
         found: dict[int, list[int]] = defaultdict(list)
-        for cid, at in await self.session.execute(query):
+        for cid, at in await self._execute(query):
             found[cid].append(at)
         return {cid: sorted(times) for cid, times in found.items()}
 
@@ -1027,9 +1187,9 @@ class _Rounds:
     clock_end: Micros  # when it ended
 
     @classmethod
-    def of(cls, columns: Sequence[Sequence[int]]) -> _Rounds:
+    def of(cls, columns: Sequence[Micros]) -> _Rounds:
         """From columns in field order."""
-        return cls(*(np.array(c, dtype=np.int64) for c in columns))
+        return cls(*columns)
 
 
 def clock_outcome(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-05 03:50:24.950840+00:00
+Create Date: 2026-12-05 07:45:02.419975+00:00
 """
 
 from collections.abc import Sequence
@@ -163,7 +163,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_conversations_created", "conversations", ["created_at", "channel_id", "kind"], unique=False
     )
-    op.create_index("ix_conversations_first_response", "conversations", ["first_response_at"], unique=False)
+    op.create_index(
+        "ix_conversations_first_response",
+        "conversations",
+        ["first_response_at", "created_at", "channel_id", "assignee_id", "sla_policy", "id"],
+        unique=False,
+    )
     op.create_index(
         "ix_conversations_queue",
         "conversations",
@@ -236,7 +241,9 @@ def upgrade() -> None:
     op.create_index("ix_events_conversation", "events", ["conversation_id", "id"], unique=False)
     op.create_index(op.f("ix_events_created_at"), "events", ["created_at"], unique=False)
     op.create_index(op.f("ix_events_type"), "events", ["type"], unique=False)
-    op.create_index("ix_events_type_created", "events", ["type", "created_at"], unique=False)
+    op.create_index(
+        "ix_events_type_created", "events", ["type", "created_at", "conversation_id"], unique=False
+    )
     op.create_table(
         "messages",
         sa.Column("id", sa.Integer(), nullable=False),

@@ -236,3 +236,17 @@ async def test_a_report_reads_beside_a_writer(db: Database) -> None:
         report = await compute_report(db, conf.sla.compile(), parse_week(scenario.WEEK, scenario.TZ),
                                       clock.now(), previous=False)
     assert report.new == 7
+
+
+async def test_the_period_alone_has_the_same_figures(db: Database) -> None:
+    clock = FakeClock(local("2026-11-01 00:00"))
+    conf, _ = await scenario.build(db, clock)
+    week = parse_week(scenario.WEEK, scenario.TZ)
+    # With the week before, the passes over every conversation (backlog, clock outcomes, worst breaches)
+    # serve both periods at once; alone, the period's own: the figures must not depend on it.
+    both = (await compute_report(db, conf.sla.compile(), week, clock.now())).as_json()
+    alone = (await compute_report(db, conf.sla.compile(), week, clock.now(), previous=False)).as_json()
+    assert both.pop("previous") is not None and alone.pop("previous") is None
+    assert both.pop("change") and alone.pop("change") == {}
+    assert alone == both
+    assert alone["backlog"]["count"] == 3 and alone["sla"]["worst_breaches"]
