@@ -16,17 +16,12 @@ from typing import Any, Final, cast
 
 from sqlalchemy import (
     CursorResult,
-    Insert,
     Integer,
     ScalarSelect,
     Select,
-    Table,
     bindparam,
     delete,
-    exists,
-    func,
     insert,
-    tuple_,
     update,
 )
 from sqlalchemy import select as sa_select
@@ -38,7 +33,7 @@ from inbox.clock import Clock, isoformat_utc
 from inbox.db import Database
 from inbox.errors import ConversationNotFound, InvalidAction, UnknownMember
 from inbox.events import Actor
-from inbox.follow_ups import keep_follow_ups
+from inbox.follow_ups import INSERT_REPLY, keep_follow_ups
 from inbox.models import (
     PRIORITY_RANK,
     Channel,
@@ -131,53 +126,6 @@ _ATTACH: Final = insert(ConversationTag.__table__).from_select(  # type: ignore[
     select(bindparam("conversation_id", type_=Integer), col(Tag.id))
     .where(col(Tag.name).in_(bindparam("names", expanding=True))),
 )
-
-
-def _insert_reply() -> Insert:
-    """INSERT of a reply at ``r_at`` that sets its ``follow_up_at`` too and says if a reply is dated later.
-
-    The same rule as ``inbox.follow_ups`` for a reply that comes after every message stored so far: its round
-    began at the first customer message after the previous reply (NULL for a first reply, or when nothing
-    was asked since). Computed inside the INSERT, so it sees the messages committed before the conversation's
-    lock was granted; ``RETURNING`` says whether a reply is dated later (an import, a platform's clock),
-    whose round this one changes: only then does the caller run ``keep_follow_ups``.
-    """
-    m: Table = Message.__table__  # type: ignore[attr-defined]
-    conversation = bindparam("r_conversation", type_=Integer)
-    at = bindparam("r_at", type_=m.c.created_at.type)
-    previous, asked, last = m.alias("r_prev"), m.alias("r_in"), m.alias("r_last")
-    # Every stored message with created_at <= r_at comes before the new row (its id is the largest).
-    last_reply = (
-        sa_select(previous.c.id)
-        .where(previous.c.conversation_id == conversation, previous.c.direction == Direction.OUT.value,
-               previous.c.created_at <= at)
-        .order_by(previous.c.created_at.desc(), previous.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    round_start = (
-        sa_select(func.min(asked.c.created_at))
-        .select_from(asked.join(last, last.c.id == last_reply))
-        .where(asked.c.conversation_id == conversation, asked.c.direction == Direction.IN.value,
-               tuple_(last.c.created_at, last.c.id) < tuple_(asked.c.created_at, asked.c.id),
-               asked.c.created_at <= at)
-        .scalar_subquery()
-    )
-    later = m.alias("r_later")
-    replied_later = exists().where(later.c.conversation_id == conversation,
-                                   later.c.direction == Direction.OUT.value, later.c.created_at > at)
-    values: dict[str, Any] = {
-        name: bindparam(f"r_{name}", type_=m.c[name].type)
-        for name in ("channel_id", "direction", "member_id", "text", "attachments")
-    }
-    return (
-        insert(m)
-        .values(**values, conversation_id=conversation, created_at=at, follow_up_at=round_start)
-        .returning(m.c.id, m.c.follow_up_at, replied_later)
-    )
-
-
-_INSERT_REPLY: Final = _insert_reply()
 
 
 def normalise_tag(raw: str) -> str:
@@ -281,7 +229,7 @@ class Actions:
         params = {"r_channel_id": message.channel_id, "r_conversation": message.conversation_id,
                   "r_direction": message.direction, "r_member_id": message.member_id, "r_text": message.text,
                   "r_attachments": message.attachments, "r_at": now}
-        message.id, message.follow_up_at, replied_later = (await session.execute(_INSERT_REPLY, params)).one()
+        message.id, message.follow_up_at, replied_later = (await session.execute(INSERT_REPLY, params)).one()
         if replied_later:  # rare: a reply dated later, whose round starts differently now
             await keep_follow_ups(session, [(conv.id, now)])
         return message

@@ -10,16 +10,17 @@ Order is ``(created_at, id)`` within a conversation, in- and outbound messages o
 A message stored out of order (an import, a platform's late delivery) changes the rounds of the replies
 after it, so every writer calls ``keep_follow_ups`` for what it stored, in the same transaction: one
 set-based UPDATE (per 500 conversations) recomputes the replies at or after the earliest stored message
-of each conversation (in time order that is only the new replies).
+of each conversation (in time order that is only the new replies). A single new reply can instead be
+stored with ``INSERT_REPLY``, which computes its round in the INSERT itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import Insert, Integer, bindparam, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.models import Direction, Message
@@ -35,14 +36,18 @@ def _before(a: Any, b: Any) -> Any:
     return tuple_(a.c.created_at, a.c.id) < tuple_(b.c.created_at, b.c.id)
 
 
-def _round_start() -> Any:
-    """For the UPDATE's row (a reply): the first customer message between the previous reply and it."""
+def _round_start(conversation: Any, before_reply: Callable[[Any], Any]) -> Any:
+    """The first customer message between the previous reply and a reply (NULL when nothing was asked).
+
+    ``conversation`` is the reply's conversation id and ``before_reply(row)`` says a message row comes
+    before the reply: the UPDATE's own row (correlated) or a new reply's bound values (the INSERT).
+    """
     m = _MESSAGES
     previous, asked, reply = m.alias("fu_prev"), m.alias("fu_in"), m.alias("fu_last")
     last_reply = (
         select(previous.c.id)
-        .where(previous.c.conversation_id == m.c.conversation_id, previous.c.direction == _OUT,
-               _before(previous, m))
+        .where(previous.c.conversation_id == conversation, previous.c.direction == _OUT,
+               before_reply(previous))
         .order_by(previous.c.created_at.desc(), previous.c.id.desc())
         .limit(1)
         .correlate_except(previous)  # the UPDATE's row, two levels out
@@ -51,8 +56,8 @@ def _round_start() -> Any:
     return (
         select(func.min(asked.c.created_at))
         .select_from(asked.join(reply, reply.c.id == last_reply))
-        .where(asked.c.conversation_id == m.c.conversation_id, asked.c.direction == _IN,
-               _before(reply, asked), _before(asked, m))
+        .where(asked.c.conversation_id == conversation, asked.c.direction == _IN,
+               _before(reply, asked), before_reply(asked))
         .correlate_except(asked, reply)
         .scalar_subquery()
     )
@@ -87,8 +92,39 @@ def _update() -> Any:
         update(m)
         .where(m.c.conversation_id.in_(bindparam("ids", expanding=True)), m.c.direction == _OUT,
                m.c.created_at >= bindparam("since", type_=m.c.created_at.type))
-        .values(follow_up_at=_round_start())
+        .values(follow_up_at=_round_start(m.c.conversation_id, lambda row: _before(row, m)))
     )
 
 
 _UPDATE: Final = _update()
+
+
+def _insert_reply() -> Insert:
+    """INSERT of a reply at ``r_at`` that sets its ``follow_up_at`` too and says if a reply is dated later.
+
+    For a reply that comes after every message stored so far (its id is the largest, so every message
+    with ``created_at <= r_at`` comes before it). Computed inside the INSERT, so it sees the messages
+    committed before the conversation's lock was granted; ``RETURNING`` (id, follow_up_at, replied_later)
+    says whether a reply is dated later (an import, a platform's clock), whose round this one changes:
+    only then must the caller run ``keep_follow_ups``. Parameters: ``r_conversation``, ``r_at``,
+    ``r_channel_id``, ``r_direction``, ``r_member_id``, ``r_text``, ``r_attachments``.
+    """
+    m = _MESSAGES
+    conversation = bindparam("r_conversation", type_=Integer)
+    at = bindparam("r_at", type_=m.c.created_at.type)
+    later = m.alias("r_later")
+    replied_later = exists().where(later.c.conversation_id == conversation, later.c.direction == _OUT,
+                                   later.c.created_at > at)
+    values: dict[str, Any] = {
+        name: bindparam(f"r_{name}", type_=m.c[name].type)
+        for name in ("channel_id", "direction", "member_id", "text", "attachments")
+    }
+    round_start = _round_start(conversation, lambda row: row.c.created_at <= at)
+    return (
+        insert(m)
+        .values(**values, conversation_id=conversation, created_at=at, follow_up_at=round_start)
+        .returning(m.c.id, m.c.follow_up_at, replied_later)
+    )
+
+
+INSERT_REPLY: Final = _insert_reply()

@@ -11,10 +11,11 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from inbox.db_bulk import ids_condition, ids_param
 from inbox.i18n import t
 from inbox.models import Channel, Contact, Conversation, Member, Status
 from inbox.queries import contact_label, excerpt, last_inbound_texts, tags_of
-from inbox.sla.rows import AnyConversation, ids_condition, ids_param
+from inbox.sla.rows import AnyConversation
 from inbox.views import Button, ConversationCard, DigestItem
 
 _CHUNK = 500

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import Label
 from sqlalchemy.types import NullType
 
-from inbox.db_bulk import DriverStatement, json_text
+from inbox.db_bulk import DriverStatement, ids_condition, ids_param, json_text
 from inbox.db_types import UTCDateTime
 from inbox.models import Conversation, Timer, TimerStatus
 from inbox.sla.outcomes import OUTCOME_COLUMN_NAMES
@@ -152,22 +152,6 @@ class _ByIds:
                      + (" FOR UPDATE SKIP LOCKED" if postgres and self.lock else ""))
             self._sql[dialect] = found
         return found
-
-
-def ids_condition(column: str, dialect: str) -> str:
-    """SQL that holds when ``column`` is one of the ids given as the statement's one parameter
-    (``ids_param``): an integer array on PostgreSQL, a JSON array read by ``json_each`` on SQLite.
-
-    For statements sent through the driver: SQLAlchemy renders an expanding ``IN`` with a bound parameter
-    per id on every execution, which for a few hundred ids costs more than the query."""
-    if dialect == "postgresql":
-        return f"{column} = ANY($1::integer[])"
-    return f"{column} IN (SELECT value FROM json_each(?))"
-
-
-def ids_param(ids: Iterable[int], dialect: str) -> Any:
-    """The ids as ``ids_condition``'s parameter for ``dialect``."""
-    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
 
 
 def _quoted(values: Iterable[str]) -> str:
