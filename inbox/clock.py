@@ -33,6 +33,21 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
 
+async def clock_wait(clock: Clock, seconds: float, *events: asyncio.Event | None) -> None:
+    """Wait ``seconds`` of clock time, or less if any of ``events`` is set first (None entries ignored).
+
+    The loops' sleep between passes: a stop or a wake-up event ends it early.
+    """
+    waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(clock.sleep(seconds))]
+    waiters += [asyncio.ensure_future(event.wait()) for event in events if event is not None]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
 async def real_pause(seconds: float, stop: asyncio.Event) -> None:
     """Pause ``seconds`` of real time, or until ``stop``: a back-off between retries, not a wait on the clock.
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from inbox.audit import record
-from inbox.clock import Clock, isoformat_utc, real_pause
+from inbox.clock import Clock, clock_wait, isoformat_utc, real_pause
 from inbox.db import Database
 from inbox.errors import DeliveryNotFound, InvalidAction
 from inbox.events import Actor, Outbound, Receipt
@@ -478,7 +478,7 @@ class Dispatcher:
                 if delay <= 0:
                     await real_pause(MIN_IDLE_SLEEP, stop)
                     continue
-                await self._wait(delay, stop, wake)
+                await clock_wait(self.clock, delay, stop, wake)
         finally:
             self._stopping = None
 
@@ -498,17 +498,6 @@ class Dispatcher:
             if instant is not None:
                 delay = min(delay, (instant - now).total_seconds())
         return delay
-
-    async def _wait(self, seconds: float, stop: asyncio.Event, wake: asyncio.Event | None) -> None:
-        waiters = [asyncio.ensure_future(self.clock.sleep(seconds)), asyncio.ensure_future(stop.wait())]
-        if wake is not None:
-            waiters.append(asyncio.ensure_future(wake.wait()))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
 
 
 def _clip(error: str | None) -> str | None:

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from inbox.clock import Clock
+from inbox.clock import Clock, clock_wait
 from inbox.db import Database
 from inbox.ingest import Ingestor
 from inbox.models import Channel
@@ -97,10 +97,4 @@ async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> N
     if seconds <= 0:
         await asyncio.sleep(0)
         return
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (sleeper, stopper):
-            task.cancel()
+    await clock_wait(clock, seconds, stop)

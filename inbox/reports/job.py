@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from inbox.audit import record
-from inbox.clock import Clock, isoformat_utc, real_pause
+from inbox.clock import Clock, clock_wait, isoformat_utc, real_pause
 from inbox.db import Database
 from inbox.events import Actor
 from inbox.i18n import t
@@ -294,13 +294,4 @@ class WeeklyReportJob:
                 # stopped clock, and the week would wait for the next poll instead of going out now.
                 await real_pause(BUSY_RETRY, stop)
                 continue
-            await self._wait(delay, stop)
-
-    async def _wait(self, seconds: float, stop: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(self.clock.sleep(seconds)), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+            await clock_wait(self.clock, delay, stop)

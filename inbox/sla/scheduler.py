@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from inbox.audit import record
-from inbox.clock import Clock, isoformat_utc, real_pause
+from inbox.clock import Clock, clock_wait, isoformat_utc, real_pause
 from inbox.db import Database
 from inbox.events import Actor
 from inbox.models import Timer, TimerStatus
@@ -172,7 +172,7 @@ class SlaScheduler:
             except Exception:
                 log.exception("scheduler %s: pass failed; trying again in %gs", self.worker_id,
                               self.poll_interval)
-                await self._wait(self.poll_interval, stop, wake)
+                await clock_wait(self.clock, self.poll_interval, stop, wake)
                 continue
             delay = self.poll_interval
             if due is not None:
@@ -181,17 +181,7 @@ class SlaScheduler:
                 if self.last_busy or not settled:
                     await real_pause(BUSY_RETRY, stop)  # due rows held by someone else: do not spin
                 continue
-            await self._wait(delay, stop, wake)
-
-    async def _wait(self, seconds: float, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(self.clock.sleep(seconds)), asyncio.ensure_future(stop.wait()),
-                   asyncio.ensure_future(wake.wait())]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+            await clock_wait(self.clock, delay, stop, wake)
 
 
 async def _orm_timers(session: AsyncSession, ids: list[int]) -> list[Timer]:
