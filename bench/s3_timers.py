@@ -10,7 +10,8 @@ last 20 minutes and has nothing due before the scenario ends.
 
 1. **Next due**: ``SlaScheduler.next_due()`` (the query the loop runs before each sleep), p99 of many
    calls. Baseline: the same SELECT through the raw driver.
-2. **Firing**: ``run_once()`` passes (batches of 250, as ``inbox run`` uses) until nothing is due (or
+2. **Firing**: the scheduler's ``drain`` — what ``inbox run``'s loop runs while a backlog is due: passes
+   of 500 timers, two side by side on PostgreSQL — until nothing is due (or
    for at most ten minutes: the rate is steady), with the notifier attached as in ``inbox run``: every
    warning and breach writes its audit event, queues (or folds into the minute's digest) a team-chat
    notice and replans the conversation's timers. The clock runs at real speed from the seeded "now",
@@ -216,15 +217,19 @@ async def _firing(
             ).scalars()
         )
     events_before = await _count(app.db, Event)
-    settled = passes = 0
+    settled, passes_before = 0, scheduler.passes
     counter = StatementCounter(app.db.engine)
+    stop = asyncio.Event()
+    timeout = asyncio.get_running_loop().call_later(limit, stop.set)
     started = time.perf_counter()
-    while time.perf_counter() - started < limit:
-        settled += await scheduler.run_once()
-        passes += 1
+    while not stop.is_set():
+        # What `inbox run`'s loop does while a backlog is due: ``drain`` (passes side by side on PostgreSQL).
+        settled += await scheduler.drain(stop)
         if scheduler.last_claimed == 0:
             break
     seconds = time.perf_counter() - started
+    timeout.cancel()
+    passes = scheduler.passes - passes_before
     counter.close()
     fired = await _count(app.db, Timer, col(Timer.status) == TimerStatus.FIRED.value)
     events = await _count(app.db, Event) - events_before

@@ -32,7 +32,7 @@ class App:
         from inbox import migrate as migrations
 
         clock = clock or SystemClock()
-        db = Database(settings.database.url)
+        db = Database(settings.database.url, background_checkpoints=True)
         try:
             if migrate:
                 await migrations.upgrade(db.url)

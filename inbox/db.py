@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from inbox.wal_checkpoint import SAFETY_PAGES, WalCheckpointer
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _READ_ONLY = "inbox_read_only"  # execution option: this connection's transactions only read
@@ -42,13 +45,26 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create an async engine with the settings each backend needs."""
+def sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL; None for PostgreSQL and for an in-memory database."""
+    parsed = make_url(normalise_url(url))
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return name
+
+
+def create_engine(url: str, *, autocheckpoint: int | None = None, **kwargs: Any) -> AsyncEngine:
+    """Create an async engine with the settings each backend needs.
+
+    ``autocheckpoint`` (SQLite): the WAL size in pages at which a committing connection checkpoints
+    itself; None keeps SQLite's 1,000 (see ``inbox.wal_checkpoint``).
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         engine = create_async_engine(url, connect_args=connect_args, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, autocheckpoint)
         return engine
     engine = create_async_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
@@ -56,7 +72,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, autocheckpoint: int | None) -> None:
     """WAL for concurrent readers, a busy timeout, and BEGIN IMMEDIATE so writers queue up
     instead of failing with 'database is locked' when a read transaction later writes."""
 
@@ -68,6 +84,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if autocheckpoint is not None:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         cursor.close()
 
     # A rollback is a round trip to aiosqlite's thread, and SQLAlchemy makes two when a session ends (the
@@ -135,10 +153,17 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 class Database:
     """An engine plus its session factory: the one handle the core passes around."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, background_checkpoints: bool = False, **engine_kwargs: Any) -> None:
+        """``background_checkpoints``: on a SQLite file, checkpoint the WAL on a thread of its own
+        (``inbox.wal_checkpoint``) rather than in whichever commit fills it; the long-lived ``App`` asks."""
         self.url = normalise_url(url)
-        self.engine = create_engine(self.url, **engine_kwargs)
+        path = sqlite_file(self.url) if background_checkpoints else None
+        self.checkpointer = WalCheckpointer(path) if path is not None else None
+        autocheckpoint = SAFETY_PAGES if self.checkpointer is not None else None
+        self.engine = create_engine(self.url, autocheckpoint=autocheckpoint, **engine_kwargs)
         self.sessions = session_factory(self.engine)
+        if self.checkpointer is not None:
+            self.checkpointer.start()
 
     @property
     def is_postgres(self) -> bool:
@@ -169,5 +194,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the checkpoint thread, if any, and close every pooled connection."""
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
         await self.engine.dispose()

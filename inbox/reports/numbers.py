@@ -23,7 +23,9 @@ keeps per clock (``inbox.sla.outcomes``); each reply that answers a follow-up ca
 start, kept as messages are stored (``inbox.follow_ups``). Durations come back as columns of integer
 microseconds (one row per conversation answered or resolved, or per follow-up answered, in the period)
 and are measured with numpy, business time included (``inbox.reports.opentime.OpenTimeArrays``); the
-database packs them into one text per query, which numpy parses (no Python object per row). Three read
+database packs them into one text per query, which numpy parses (no Python object per row; on SQLite
+the timestamps as stored, whose digits numpy reads, and the per-hour message counts grouped by numpy
+too). On PostgreSQL the report's transactions run without JIT and with more work_mem. Three read
 sessions work side by side (``compute_report``); the figures that need a pass over every conversation
 (backlog, SLA clock outcomes, the clocks' worst breaches) are worked out in one pass for both periods.
 """
@@ -96,6 +98,7 @@ _TEXT_SEPARATOR: Final = "\x1f"  # joins text columns packed by the database (no
 # SQLite reads the report's pages through memory-mapped I/O (no copy of each page from the OS cache:
 # about a quarter of the report's CPU at a million messages); the library caps it at its own maximum.
 _MMAP_BYTES: Final = 1 << 31
+_PG_WORK_MEM: Final = "64MB"  # per sort or hash of each of the report's three sessions, while it runs
 
 Policies = Mapping[str, Policy]
 
@@ -392,6 +395,13 @@ async def compute_report(
             mapped = session.get_bind().dialect.name == "sqlite"
             if mapped:  # reset below: other work on this pooled connection keeps plain reads
                 await session.execute(text(f"PRAGMA mmap_size={_MMAP_BYTES}"))
+            else:
+                # For this transaction only. The report's queries cost enough for PostgreSQL to compile them
+                # (JIT, on by default), which took longer than running them: the conversation pass spent
+                # 0.9 s compiling. With the default work_mem (4 MB) its sort and the resolutions' grouping
+                # spilled to disk, and joins read the conversations in batches.
+                await session.execute(text("SELECT set_config('jit', 'off', true), "
+                                           f"set_config('work_mem', '{_PG_WORK_MEM}', true)"))
             try:
                 yield session
             finally:
@@ -416,14 +426,18 @@ async def compute_report(
     # figures, one the headline figures of the period before, and one the rest: the per-hour message
     # counts, the tags, the clocks' worst breaches, and the figures that need a pass over every
     # conversation (backlog, SLA clock outcomes), worked out for both periods in one pass.
-    extras = asyncio.create_task(side())
+    # A task group: should one session fail, the others are cancelled and awaited before the error is
+    # raised, so no query is left running against a connection nobody will close.
     try:
-        computations = await asyncio.gather(
-            compute(period, True, extras), *([compute(earlier, False, None)] if previous else []))
-        scans = (await extras).scans
-    finally:
-        if not extras.done():
-            extras.cancel()
+        async with asyncio.TaskGroup() as group:
+            extras = group.create_task(side())
+            tasks = [group.create_task(compute(period, True, extras))]
+            if previous:
+                tasks.append(group.create_task(compute(earlier, False, None)))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # what failed, as callers know it (not in a group)
+    computations = [task.result() for task in tasks]
+    scans = extras.result().scans
     for computation in computations:
         computation.adopt(scans)
     report = computations[0].report
@@ -444,10 +458,10 @@ class _Extras:
 @dataclass
 class _Scans:
     """What one pass over every conversation found for some periods: per period, the backlog per channel
-    (channel id: count, oldest start) with the oldest conversation's id, and the SLA clock outcomes (met,
+    (channel id: count) with the oldest conversation's start and id, and the SLA clock outcomes (met,
     breached per target)."""
 
-    backlog: dict[Period, tuple[dict[int, tuple[int, datetime]], int | None]] = field(default_factory=dict)
+    backlog: dict[Period, tuple[dict[int, int], datetime | None, int | None]] = field(default_factory=dict)
     clocks: dict[Period, list[tuple[int, int]]] = field(default_factory=dict)
     clock_breaches: list[_Ranked] = field(default_factory=list)
 
@@ -525,6 +539,66 @@ def _stats_of(wall: Micros, business: Micros) -> DurationStats:
 
 def _median_of(micros: Micros) -> float | None:
     return _round(percentile_of_sorted(_Seconds(np.sort(micros)), 50))
+
+
+@dataclass(frozen=True)
+class _Time:
+    """A timestamp column that ``_columns`` reads as integer microseconds (``_NO_TIME`` when NULL)."""
+
+    column: Any
+
+
+# SQLite's stored timestamps: 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC (SQLAlchemy's format, and db_bulk's).
+_TIME_WIDTH: Final = 26
+_NULL_TIME: Final = "0000-00-00 00:00:00.000000"  # year 0: NULL
+_TIME_FIELDS: Final = ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19), (20, 26))
+_TIME_MARKS: Final = ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"), (19, "."))
+
+
+def _time_text(columns: Sequence[Any]) -> Any:
+    """Timestamp columns as their stored text side by side, NULL as ``_NULL_TIME``, in SQL (SQLite)."""
+    row: Any = None
+    for column in columns:
+        text_ = func.coalesce(type_coerce(column, Text), _NULL_TIME)
+        row = text_ if row is None else row.concat(text_)
+    return row
+
+
+def _parse_times(packed: str, rows: int, width: int) -> list[Micros] | None:
+    """The ``width`` timestamp columns of ``rows`` rows packed by ``_time_text``, as µs since the epoch
+    (``_NO_TIME`` for NULL); None when the text is not made of timestamps in the stored format."""
+    raw = np.frombuffer(packed.encode("ascii", errors="replace"), dtype=np.uint8)
+    if raw.size != rows * width * _TIME_WIDTH:
+        return None
+    # One row of the transposed digits per character position: numpy then works on contiguous arrays.
+    digits = np.ascontiguousarray((raw.reshape(-1, _TIME_WIDTH) - ord("0")).T)
+    if any((digits[at] != (ord(mark) - ord("0")) % 256).any() for at, mark in _TIME_MARKS):
+        return None
+    if np.count_nonzero(digits > 9) != len(_TIME_MARKS) * rows * width:  # every other character a digit
+        return None
+    year, month, day, hour, minute, second, micro = (_number(digits, *span) for span in _TIME_FIELDS)
+    days = _days_since_epoch(year, month, day)
+    micros = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000 + micro
+    micros = np.where(year == 0, _NO_TIME, micros)
+    return list(micros.reshape(rows, width).T)
+
+
+def _number(digits: Any, start: int, end: int) -> Micros:
+    """The decimal number written in character positions ``start:end`` of every packed text (``digits``:
+    one row per position, each character minus '0')."""
+    value = digits[start].astype(np.int64)
+    for n in range(start + 1, end):
+        value = value * 10 + digits[n]
+    return value
+
+
+def _days_since_epoch(year: Micros, month: Micros, day: Micros) -> Micros:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's days_from_civil)."""
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    return era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
 
 
 def _first_of_each(*keys: Micros) -> Micros:
@@ -610,16 +684,18 @@ class _Computation:
         return and_(column >= self.period.start, column < self.period.end)
 
     def _bucket(self, column: Any) -> Any:
-        """A text label of the UTC hour (or minute) of a timestamp column, for GROUP BY."""
+        """The UTC hour (or minute) of a timestamp column, for GROUP BY: a text label on SQLite, the UTC
+        time truncated on PostgreSQL (a quarter cheaper than formatting it with ``to_char``)."""
         if self.dialect == "sqlite":
             # SQLAlchemy stores SQLite timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC here).
             return func.substr(column, 1, 16 if self.minute_buckets else 13)
-        pattern = "YYYY-MM-DD HH24:MI" if self.minute_buckets else "YYYY-MM-DD HH24"
-        return func.to_char(func.timezone("UTC", column), pattern)
+        return func.date_trunc("minute" if self.minute_buckets else "hour", func.timezone("UTC", column))
 
-    def _bucket_local(self, label: str) -> datetime:
-        parsed = datetime.strptime(label, "%Y-%m-%d %H:%M" if self.minute_buckets else "%Y-%m-%d %H")
-        return parsed.replace(tzinfo=UTC).astimezone(self.zone)
+    def _bucket_local(self, label: str | datetime) -> datetime:
+        """A bucket (``_bucket``'s label or UTC time) as the local time it starts."""
+        if isinstance(label, str):
+            label = datetime.strptime(label, "%Y-%m-%d %H:%M" if self.minute_buckets else "%Y-%m-%d %H")
+        return label.replace(tzinfo=UTC).astimezone(self.zone)
 
     def _us(self, column: Any) -> Any:
         """A timestamp column as integer microseconds since the epoch (NULL as ``_NO_TIME``), in SQL.
@@ -693,23 +769,53 @@ class _Computation:
         return (await self._execute(query)).scalar()
 
     async def _columns(
-        self, columns: Sequence[Any], build: Any, *texts: Any
+        self, columns: Sequence[Any], build: Any, *texts: Any, plain: bool = False
     ) -> tuple[list[Micros], list[list[str]]]:
-        """Integer columns as int64 arrays (and text columns as lists), of the query that ``build`` makes
-        from a select of what it is given.
+        """Integer columns (and ``_Time`` columns as µs) as int64 arrays, and text columns as lists, of the
+        query that ``build`` makes from a select of what it is given.
 
         The database packs every row into one text (comma-separated integers; texts apart, separated by
         a control character), parsed by numpy: a hundred thousand rows of Python objects, built one by
         one in the connection's thread while holding the GIL, kept the report's sessions from working
-        side by side.
+        side by side. On SQLite the timestamps are packed apart as they are stored, fixed-width text,
+        and numpy reads their digits (``_row_parts``).
         """
-        packed = [func.count(), self._aggregate_text(self._pack_row(columns), ","),
+        row, stamps = self._row_parts(columns, plain=plain)
+        packed = [func.count(), self._aggregate_text(row, ","),
+                  *([] if stamps is None else [self._aggregate_text(stamps, "")]),
                   *(self._aggregate_text(t, _TEXT_SEPARATOR) for t in texts)]
         count, *values = (await self._execute(build(select(*packed)))).one()
-        ints = np.fromstring(values[0] or "", dtype=np.int64, sep=",").reshape(-1, len(columns))
-        if len(ints) != count:  # a NULL column would drop its row from the text: never silently
-            raise RuntimeError(f"packed {len(ints)} rows of {count}")
-        return list(ints.T), [[] if v is None else str(v).split(_TEXT_SEPARATOR) for v in values[1:]]
+        found = self._unpack(columns, values[0], None if stamps is None else values[1] or "", plain=plain)
+        if found is None:  # a timestamp stored in another shape: let the database convert every one
+            return await self._columns(columns, build, *texts, plain=True)
+        if len(found[0]) != count:  # a NULL column would drop its row from the text: never silently
+            raise RuntimeError(f"packed {len(found[0])} rows of {count}")
+        rest = values[1 if stamps is None else 2:]
+        return found, [[] if v is None else str(v).split(_TEXT_SEPARATOR) for v in rest]
+
+    def _row_parts(self, columns: Sequence[Any], *, plain: bool = False) -> tuple[Any, Any]:
+        """A row of integer and ``_Time`` columns as SQL texts to aggregate: its integers, comma-separated,
+        and on SQLite its timestamps as stored (None elsewhere, or with ``plain``: the database converts
+        them to integers with the others). SQLite's own date arithmetic (``strftime``) cost half of
+        each query; numpy reads a timestamp's digits in a few nanoseconds."""
+        times = [c.column for c in columns if isinstance(c, _Time)]
+        if plain or self.dialect != "sqlite" or not times:
+            return self._pack_row([self._us(c.column) if isinstance(c, _Time) else c for c in columns]), None
+        return self._pack_row([c for c in columns if not isinstance(c, _Time)]), _time_text(times)
+
+    def _unpack(self, columns: Sequence[Any], ints: str | None, stamps: str | None, *,
+                plain: bool = False) -> list[Micros] | None:
+        """The columns of rows packed by ``_row_parts`` as int64 arrays; None when a packed timestamp is
+        not in the stored format."""
+        if stamps is None or plain:
+            return list(np.fromstring(ints or "", dtype=np.int64, sep=",").reshape(-1, len(columns)).T)
+        kinds = [isinstance(c, _Time) for c in columns]
+        values = np.fromstring(ints or "", dtype=np.int64, sep=",").reshape(-1, kinds.count(False)).T
+        times = _parse_times(stamps, values.shape[1], kinds.count(True))
+        if times is None:
+            return None
+        plain_values, time_values = iter(values), iter(times)
+        return [next(time_values) if kind else next(plain_values) for kind in kinds]
 
     @staticmethod
     def _pack_row(columns: Sequence[Any]) -> Any:
@@ -750,7 +856,7 @@ class _Computation:
     def _item_columns(self, start: Any, end: Any) -> tuple[Any, ...]:
         c = Conversation
         return (col(c.id), col(c.channel_id), func.coalesce(col(c.assignee_id), -1),
-                self._policy_code(col(c.sla_policy)), self._us(start), self._us(end))
+                self._policy_code(col(c.sla_policy)), _Time(start), _Time(end))
 
     async def _first_responses(self) -> _Items:
         ints, _ = await self._columns(
@@ -788,9 +894,9 @@ class _Computation:
         m = Message.__table__.c  # type: ignore[attr-defined]
         c = Conversation
         ints, _ = await self._columns(
-            (m.conversation_id, self._policy_code(col(c.sla_policy)), self._us(m.follow_up_at),
-             self._us(m.created_at), self._us(col(c.next_response_started_at)),
-             self._us(col(c.next_response_outcome_at)), self._us(col(c.next_response_ended_at))),
+            (m.conversation_id, self._policy_code(col(c.sla_policy)), _Time(m.follow_up_at),
+             _Time(m.created_at), _Time(col(c.next_response_started_at)),
+             _Time(col(c.next_response_outcome_at)), _Time(col(c.next_response_ended_at))),
             lambda query: query.select_from(m.conversation_id.table)
             .join(Conversation, col(Conversation.id) == m.conversation_id)
             .where(m.follow_up_at.is_not(None), self._in_period(m.created_at)))
@@ -802,6 +908,12 @@ class _Computation:
 
     async def _message_rows(self) -> list[Any]:
         """Messages per channel, direction, member and UTC bucket."""
+        if self.dialect == "sqlite":
+            return await self._message_rows_packed()
+        return await self._message_rows_grouped()
+
+    async def _message_rows_grouped(self) -> list[Any]:
+        """``_message_rows`` grouped by the database."""
         bucket = self._bucket(col(Message.created_at))
         return list(await self._execute(
             select(col(Message.channel_id), col(Message.direction), col(Message.member_id), bucket,
@@ -809,6 +921,54 @@ class _Computation:
             .where(self._in_period(col(Message.created_at)))
             .group_by(col(Message.channel_id), col(Message.direction), col(Message.member_id), bucket)
         ))
+
+    async def _message_rows_packed(self) -> list[tuple[int, str, int | None, str, int]]:
+        """``_message_rows`` counted by numpy from every message's packed bucket, direction, channel and
+        member: SQLite's GROUP BY sorted half a million rows, twice the time of reading them."""
+        m = Message
+        width = 16 if self.minute_buckets else 13
+        codes = {Direction.IN.value: "i", Direction.OUT.value: "o"}
+        # The bucket's text and one letter for the direction, fixed width: no separator to parse.
+        label = func.substr(col(m.created_at), 1, width).concat(
+            case(codes, value=col(m.direction), else_="n"))
+        ids = self._pack_row((col(m.channel_id), func.coalesce(col(m.member_id), -1)))
+        count, labels, packed = (await self._execute(
+            select(func.count(), self._aggregate_text(label, ""), self._aggregate_text(ids, ","))
+            .where(self._in_period(col(m.created_at))))).one()
+        raw = np.frombuffer((labels or "").encode("ascii", errors="replace"), dtype=np.uint8)
+        channel, member = np.fromstring(packed or "", dtype=np.int64, sep=",").reshape(-1, 2).T
+        if len(channel) != count:  # a NULL column would drop its row from the text: never silently
+            raise RuntimeError(f"packed {len(channel)} messages of {count}")
+        if raw.size != count * (width + 1):  # a timestamp stored in another shape: let SQLite group them
+            return await self._message_rows_grouped()
+        raw = raw.reshape(count, width + 1)
+        digits = np.ascontiguousarray((raw - ord("0")).T)
+        marks = [(at, mark) for at, mark in _TIME_MARKS if at < width]
+        if any((digits[at] != (ord(mark) - ord("0")) % 256).any() for at, mark in marks) or \
+                np.count_nonzero(digits[:width] > 9) != len(marks) * count:
+            return await self._message_rows_grouped()
+        # The bucket as a number (hours or minutes since the epoch): sorting numbers is cheap, texts not.
+        year, month, day, hour = (_number(digits, *span) for span in _TIME_FIELDS[:4])
+        bucket = _days_since_epoch(year, month, day) * 24 + hour
+        if self.minute_buckets:
+            bucket = bucket * 60 + _number(digits, *_TIME_FIELDS[4])
+        direction = raw[:, width]
+        # In the order of the GROUP BY it replaces (channel, direction, member, bucket), so that figures
+        # filled in turn (the assignees) come in the same order.
+        order = np.lexsort((bucket, member, direction, channel))
+        keys = (channel, direction, member, bucket)
+        changed = np.ones(len(order), dtype=bool)  # each sorted message starts a group or joins the last
+        if len(order):
+            changed[1:] = np.any([key[order][1:] != key[order][:-1] for key in keys], axis=0)
+        starts = np.flatnonzero(changed)
+        sizes = np.diff(np.append(starts, len(order)))
+        names = {ord(code): value for value, code in codes.items()}
+        rows = []
+        for first, size in zip(order[starts].tolist(), sizes.tolist(), strict=True):
+            member_id = int(member[first])
+            rows.append((int(channel[first]), names.get(int(direction[first]), Direction.NOTE.value),
+                         None if member_id < 0 else member_id, raw[first, :width].tobytes().decode(), size))
+        return rows
 
     def _messages(self, rows: Iterable[Any]) -> list[tuple[str, datetime, int]]:
         """Fill the message totals and the hour-of-week grid from ``_message_rows``; return the inbound
@@ -924,24 +1084,24 @@ class _Computation:
             and_(col(Conversation.updated_at) >= at,
                  func.coalesce(last_state, REOPENED_EVENT) == REOPENED_EVENT)))
 
-    async def scans(self, periods: Sequence[Period], *, worst: bool = False) -> _Scans:
+    async def scans(self, periods: Sequence[Period], *, worst: bool = False, plain: bool = False) -> _Scans:
         """What one pass over the conversations finds for every period at once: the backlog at its end and
         its SLA clock outcomes; with ``worst``, this period's clock breaches that stayed overdue longest.
 
-        Grouped by channel (for the backlog), by an expression rather than the column: otherwise SQLite
-        walks ix_conversations_contact for its order and fetches every wide row through it, where a
-        plain scan of the table costs a third.
+        Not grouped: the backlog's channels come as the packed channel ids of the open conversations
+        (counted by numpy), as do the breaches. A GROUP BY sorted every row, and on SQLite had to be by
+        an expression (else SQLite walks ix_conversations_contact for the order, fetching each wide row
+        through it); on PostgreSQL the sort spilled to disk.
         """
         found = _Scans()
         if not periods:
             return found
         c = Conversation
         bounds = [self._bound_of(p) for p in periods]
-        channel = (col(c.channel_id) + 0).label("channel")
-        columns: list[Any] = [channel]
+        columns: list[Any] = []
         for at in bounds:
             is_open = self._open_at(at)
-            columns += [func.sum(case((is_open, 1), else_=0)),
+            columns += [self._aggregate_text(case((is_open, cast(col(c.channel_id), Text))), ","),
                         func.min(case((is_open, col(c.created_at))))]
         # Met and breached outcomes of a target in a period in one sum (breached in the high 32 bits): the
         # dates are compared once per row instead of twice.
@@ -950,49 +1110,48 @@ class _Computation:
                 at, end = getattr(c, at_name), getattr(c, end_name)
                 verdict = case((end == at, 1), (or_(end.is_(None), end > at), _HIGH), else_=0)
                 columns.append(func.sum(case((self._clock_in_period(target, period), verdict), else_=0)))
+        breach_rows = []
         if worst:
             for target, (at_name, end_name) in OUTCOME_COLUMNS.items():
                 at, end = getattr(c, at_name), getattr(c, end_name)
                 breached = and_(self._clock_in_period(target), or_(end.is_(None), end > at))
-                row = self._pack_row(
-                    (col(c.id), self._policy_code(col(c.sla_policy)), self._us(at), self._us(end)))
-                columns.append(self._aggregate_text(case((breached, row)), ","))
-        per_channel: list[dict[int, tuple[int, datetime]]] = [{} for _ in periods]
+                row = (col(c.id), self._policy_code(col(c.sla_policy)), _Time(at), _Time(end))
+                ints, stamps = self._row_parts(row, plain=plain)
+                breach_rows.append((row, stamps is not None))
+                columns.append(self._aggregate_text(case((breached, ints)), ","))
+                if stamps is not None:
+                    columns.append(self._aggregate_text(case((breached, stamps)), ""))
+        values = list((await self._execute(select(*columns))).one())
         width = len(OUTCOME_COLUMNS)
-        counts = np.zeros((len(periods), width), dtype=np.int64)
-        breaches: list[list[str]] = [[] for _ in OUTCOME_COLUMNS]
-        for row in await self._execute(select(*columns).group_by(channel)):
-            for n in range(len(periods)):
-                count, first = row[1 + 2 * n], row[2 + 2 * n]
-                if count:
-                    per_channel[n][int(row[0])] = (int(count), first)
-            offset = 1 + 2 * len(periods)
-            counts += np.array([int(v or 0) for v in row[offset:offset + width * len(periods)]],
-                               dtype=np.int64).reshape(len(periods), width)
-            offset += width * len(periods)
-            for n, packed in enumerate(row[offset:]):
-                if packed:
-                    breaches[n].append(packed)
-        for period, at, channels in zip(periods, bounds, per_channel, strict=True):
+        for n, (period, at) in enumerate(zip(periods, bounds, strict=True)):
+            channels, oldest = values[2 * n], values[2 * n + 1]
+            open_channels = np.fromstring(channels or "", dtype=np.int64, sep=",")
+            ids, counts = np.unique(open_channels, return_counts=True)
             oldest_id = None
-            if channels:
-                oldest = min(first for _, first in channels.values())
+            if oldest is not None:
                 oldest_id = await self._scalar(
                     select(col(c.id)).where(col(c.created_at) == oldest, self._open_at(at))
                     .order_by(col(c.id)).limit(1))
-            found.backlog[period] = (channels, oldest_id)
-        for n, period in enumerate(periods):
-            found.clocks[period] = [(int(v) % _HIGH, int(v) // _HIGH) for v in counts[n]]
+            found.backlog[period] = (dict(zip(ids.tolist(), counts.tolist(), strict=True)), oldest, oldest_id)
+            sums = values[2 * len(periods) + width * n:2 * len(periods) + width * (n + 1)]
+            found.clocks[period] = [(int(v or 0) % _HIGH, int(v or 0) // _HIGH) for v in sums]
         if worst:
-            found.clock_breaches = self._clock_breaches(breaches)
+            packed = iter(values[(2 + width) * len(periods):])
+            unpacked = []
+            for row, has_stamps in breach_rows:
+                ints = next(packed)
+                parsed = self._unpack(row, ints, (next(packed) or "") if has_stamps else None, plain=plain)
+                if parsed is None:  # a timestamp stored in another shape: let the database convert them
+                    return await self.scans(periods, worst=worst, plain=True)
+                unpacked.append(parsed)
+            found.clock_breaches = self._clock_breaches(unpacked)
         return found
 
-    def _clock_breaches(self, packed: Sequence[Sequence[str]]) -> list[_Ranked]:
-        """The clocks' breaches that stayed overdue longest (a few per target), from the packed rows of
-        every breach per target: conversation, policy code, due date, end."""
+    def _clock_breaches(self, rows: Sequence[Sequence[Micros]]) -> list[_Ranked]:
+        """The clocks' breaches that stayed overdue longest (a few per target), from the columns of every
+        breach per target: conversation, policy code, due date, end."""
         found = []
-        for target, texts in zip(OUTCOME_COLUMNS, packed, strict=True):
-            cid, policy, at, end = np.fromstring(",".join(texts), dtype=np.int64, sep=",").reshape(-1, 4).T
+        for target, (cid, policy, at, end) in zip(OUTCOME_COLUMNS, rows, strict=True):
             until = np.where((end != _NO_TIME) & (end < self.bound_us), end, self.bound_us)
             overdue = until - at
             for n in np.lexsort((cid, at, -overdue))[:WORST_BREACHES]:
@@ -1002,12 +1161,10 @@ class _Computation:
 
     def adopt(self, scans: _Scans) -> None:
         """Take this period's backlog and SLA clock outcomes from the pass that found them."""
-        channels, oldest_id = scans.backlog[self.period]
-        total, oldest = 0, None
-        for channel_id, (count, first) in channels.items():
+        channels, oldest, oldest_id = scans.backlog[self.period]
+        for channel_id, count in channels.items():
             self._channel(channel_id).backlog += count
-            total += count
-            oldest = first if oldest is None else min(oldest, first)
+        total = sum(channels.values())
         age = None if oldest is None else (self.bound - oldest).total_seconds()
         self.report.backlog = Backlog(total, age, oldest_id, self.bound)
         for target, (met, breached) in zip(TARGETS, scans.clocks[self.period], strict=True):
@@ -1058,7 +1215,7 @@ class _Computation:
                    else_=0)
         target = case({name: index for index, name in enumerate(TARGETS)}, value=events.c.target, else_=-1)
         ints, (policies,) = await self._columns(
-            (events.c.cid, self._us(at), target, own),
+            (events.c.cid, _Time(at), target, own),
             lambda query: query.select_from(events)
             .outerjoin(Conversation, col(Conversation.id) == events.c.cid),
             func.coalesce(events.c.policy, ""))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,8 @@ from inbox.sla.rows import (
     write_conversations,
     write_timers,
 )
+
+_TIMER_PENDING: Final = TimerStatus.PENDING.value  # a plain string: an Enum's ``.value`` is a property
 
 Note = tuple[str, AnyConversation, dict[str, Any]]
 """One notification the engine asked for: ``(kind, conversation, data)``, as ``Notify`` takes them."""
@@ -166,7 +168,7 @@ async def _fire_one(
     engine: SlaEngine, session: AsyncSession, loaded: _Loaded, timer: TimerRow, now: datetime, notify: Notify,
     worker_id: str, grace: timedelta,
 ) -> Outcome | None:
-    if timer.status != TimerStatus.PENDING.value:
+    if timer.status != _TIMER_PENDING:
         return None  # replanned away by an earlier timer of the same conversation in this batch
     cid = timer.conversation_id
     if cid is None:

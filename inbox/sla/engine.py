@@ -23,12 +23,14 @@ Rules of the clock (docs/sla-engine.md has a worked example):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Final
+from functools import lru_cache
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import Select, Table, bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,7 +58,7 @@ from inbox.models import (
 from inbox.sla.calendar import BusinessCalendar, add_time, is_open, next_open, time_between
 from inbox.sla.outcomes import OUTCOME_COLUMN_NAMES, outcome_columns
 from inbox.sla.policy import TARGETS, ConversationFacts, Policy, SlaSettings, match_policy
-from inbox.sla.rows import AnyConversation, AnyTimer
+from inbox.sla.rows import AnyConversation, AnyTimer, ConversationRow
 
 Notify = Callable[[AsyncSession, str, AnyConversation, dict[str, Any]], Awaitable[None]]
 """``async notify(session, kind, conversation, data)``: queue a team notification (the notifier's job)."""
@@ -81,7 +83,13 @@ _RESPONSE_TARGETS: Final = ("first_response", "next_response")
 _ACTOR: Final = Actor.system("sla")
 _STATE_VERSION: Final = 1
 _TIMER_BUFFER: Final = "sla.timer_buffer"  # session.info key of the new timers ``batched_timers`` holds back
+_UNMATCHED: Final[Any] = object()  # not matched yet (None is "no policy")
 _TIMERS: Table = Timer.__table__  # type: ignore[attr-defined]
+# Plain strings for the hot paths: an Enum member's ``.value`` is a property lookup each time.
+_TIMER_PENDING: Final = TimerStatus.PENDING.value
+_TIMER_FIRED: Final = TimerStatus.FIRED.value
+_TIMER_CANCELLED: Final = TimerStatus.CANCELLED.value
+_RESOLVED: Final = Status.RESOLVED.value
 # What ``_settle`` sets.
 _SETTLED_COLUMNS: Final = ("sla_policy", *DUE_COLUMNS.values(), *OUTCOME_COLUMN_NAMES, "sla_state")
 
@@ -101,6 +109,48 @@ def _iso(value: datetime | None) -> str | None:
 
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def _start(value: str) -> datetime:
+    """A time that is never null (a clock's start, a segment's start)."""
+    parsed = _dt(value)
+    assert parsed is not None
+    return parsed
+
+
+# The JSON text of the state, written directly: what ``json.dumps(state.dump())`` makes, byte for byte
+# (stored states and the code that reads them expect that text), for a fraction of its cost (firing
+# encodes a state per timer). ``tests/sla/test_state_text.py`` compares the two.
+
+
+def _json_time(value: datetime | None) -> str:
+    if value is None:
+        return "null"
+    return _utc_json_time(value) if value.tzinfo is UTC else f'"{value.isoformat()}"'
+
+
+@lru_cache(maxsize=512)  # a state repeats its times (a clock's start is its first segment's)
+def _utc_json_time(value: datetime) -> str:
+    # Only UTC times come here: an equal instant in another zone has another text. An ISO time is ASCII
+    # without quotes or backslashes: nothing to escape.
+    return f'"{value.isoformat()}"'
+
+
+def _json_flag(value: Any) -> str:
+    return "true" if value is True else "false" if value is False else json.dumps(value)
+
+
+@lru_cache(maxsize=256)  # target names and clock ends: a handful of strings
+def _json_str(value: str | None) -> str:
+    return json.dumps(value)
+
+
+def _json_ints(values: list[int]) -> str:
+    if not values:
+        return "[]"
+    if all(type(i) is int for i in values):  # not a bool: json writes those as true/false
+        return "[" + ", ".join(map(str, values)) + "]"
+    return json.dumps(values)
 
 
 @dataclass
@@ -180,20 +230,26 @@ class TargetClock:
             "breached_at": _iso(self.breached_at), "pinged": self.pinged, "steps_done": list(self.steps_done),
         }
 
+    def dump_text(self) -> str:
+        """``json.dumps(self.dump())``, written directly (see ``_json_time``)."""
+        segments = ", ".join([f"[{_json_time(s)}, {_json_time(e)}]" for s, e in self.segments])
+        return (
+            f'{{"started_at": {_json_time(self.started_at)}, "segments": [{segments}], '
+            f'"end": {_json_str(self.end)}, "ended_at": {_json_time(self.ended_at)}, '
+            f'"warned": {_json_flag(self.warned)}, "breached_at": {_json_time(self.breached_at)}, '
+            f'"pinged": {_json_flag(self.pinged)}, "steps_done": {_json_ints(self.steps_done)}}}'
+        )
+
     @classmethod
     def load(cls, data: dict[str, Any]) -> TargetClock:
         """Read the JSON form."""
-        started = _dt(data["started_at"])
-        assert started is not None
-        segments: list[tuple[datetime, datetime | None]] = []
-        for start, end in data.get("segments", []):
-            begin = _dt(start)
-            assert begin is not None
-            segments.append((begin, _dt(end)))
+        get = data.get
         return cls(
-            started_at=started, segments=segments, end=data.get("end"), ended_at=_dt(data.get("ended_at")),
-            warned=bool(data.get("warned")), breached_at=_dt(data.get("breached_at")),
-            pinged=bool(data.get("pinged")), steps_done=[int(i) for i in data.get("steps_done", [])],
+            started_at=_start(data["started_at"]),
+            segments=[(_start(start), _dt(end)) for start, end in get("segments", ())],
+            end=get("end"), ended_at=_dt(get("ended_at")), warned=bool(get("warned")),
+            breached_at=_dt(get("breached_at")), pinged=bool(get("pinged")),
+            steps_done=list(map(int, get("steps_done", ()))),
         )
 
 
@@ -231,6 +287,16 @@ class SlaState:
             "paused_at": _iso(self.paused_at),
             "targets": {name: clock.dump() for name, clock in self.targets.items()},
         }
+
+    def dump_text(self) -> str:
+        """The column's JSON text: ``json.dumps(self.dump())``, written directly (see ``_json_time``)."""
+        targets = ", ".join([f"{_json_str(name)}: {clock.dump_text()}"
+                             for name, clock in self.targets.items()])
+        return (
+            f'{{"v": {_STATE_VERSION}, "replied": {_json_flag(self.replied)}, '
+            f'"closed_at": {_json_time(self.closed_at)}, "paused_at": {_json_time(self.paused_at)}, '
+            f'"targets": {{{targets}}}}}'
+        )
 
     @classmethod
     def load(cls, data: dict[str, Any] | None) -> SlaState:
@@ -322,14 +388,12 @@ class Outcome(Enum):
     BUSY = "busy"  # its conversation is locked by another transaction: try again shortly
 
 
-@dataclass(frozen=True)
-class _Desired:
+class _Desired(NamedTuple):  # a NamedTuple: made several times a timer, cheaper than a frozen dataclass
     due: datetime
     data: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class _Ctx:
+class _Ctx(NamedTuple):
     conv: AnyConversation
     state: SlaState
     policy: Policy | None
@@ -347,7 +411,8 @@ class SlaEngine:
         self.clock = clock
         self.wake = wake if wake is not None else asyncio.Event()
         self._channel_names: dict[int, str] = {}
-        self._matched: dict[ConversationFacts, Policy | None] = {}
+        # (channel id, kind, priority, tags) -> the policy that matches them
+        self._matched: dict[tuple[int, str, str, frozenset[str]], Policy | None] = {}
 
     @property
     def timer_kinds(self) -> tuple[str, ...]:
@@ -441,7 +506,7 @@ class SlaEngine:
                 assert policy is not None and policy.calendar is not None
                 timer.due_at = next_open(policy.calendar, now)
         if outcome is Outcome.FIRED:
-            timer.status, timer.fired_at, timer.late = TimerStatus.FIRED.value, now, late
+            timer.status, timer.fired_at, timer.late = _TIMER_FIRED, now, late
             timer.claimed_by = worker_id
         elif outcome is Outcome.VOID:
             self._void(timer)
@@ -455,13 +520,13 @@ class SlaEngine:
         if pending is None:
             pending = (await self._pending_timers(session, [conv.id], skip_locked=True)).get(conv.id, [])
         else:
-            pending = [t for t in pending if t.status == TimerStatus.PENDING.value]
+            pending = [t for t in pending if t.status == _TIMER_PENDING]
         await self._settle(session, conv, state, policy, now, pending)
         return outcome
 
     @staticmethod
     def _void(timer: AnyTimer) -> Outcome:
-        timer.status = TimerStatus.CANCELLED.value
+        timer.status = _TIMER_CANCELLED
         return Outcome.VOID
 
     async def _wake_snooze(self, session: AsyncSession, ctx: _Ctx, timer: AnyTimer, now: datetime) -> Outcome:
@@ -577,7 +642,7 @@ class SlaEngine:
         self, session: AsyncSession, conv: AnyConversation, state: SlaState, policy: Policy | None,
         now: datetime, pending: Sequence[AnyTimer] | None = None,
     ) -> None:
-        if conv.status == Status.RESOLVED.value:
+        if conv.status == _RESOLVED:
             if state.closed_at is None:
                 close(state, now)
         elif state.closed_at is not None:
@@ -587,24 +652,33 @@ class SlaEngine:
         if name != conv.sla_policy:
             await record(session, _ACTOR, EVENT_POLICY, now, conv.id, policy=name, previous=conv.sla_policy)
             conv.sla_policy = name
+        # Each deadline once (a calendar's walk is not cheap), for the due columns, outcomes and timers.
+        deadlines = _deadlines(state, policy)
         for target, column in DUE_COLUMNS.items():
-            setattr(conv, column, self._deadline(state, policy, target))
-        for column, value in outcome_columns(state, policy).items():  # what reports count
+            setattr(conv, column, self._deadline(state, policy, target, deadlines))
+        for column, value in outcome_columns(state, policy, deadlines).items():  # what reports count
             setattr(conv, column, value)
-        conv.sla_state = state.dump()
-        await self._replan(session, conv, state, policy, now, pending)
+        if isinstance(conv, ConversationRow):
+            conv.set_sla_state_text(state.dump_text())  # the row keeps the text: no dict to build and encode
+        else:
+            conv.sla_state = state.dump()
+        await self._replan(session, conv, state, policy, now, pending, deadlines)
 
     @staticmethod
-    def _deadline(state: SlaState, policy: Policy | None, name: str) -> datetime | None:
+    def _deadline(
+        state: SlaState, policy: Policy | None, name: str, deadlines: Mapping[str, datetime | None]
+    ) -> datetime | None:
         clock = state.targets.get(name)
         if policy is None or name not in policy.targets or clock is None or clock.ended or not clock.running:
             return None
-        return clock.breached_at or clock.instant_at(policy.calendar, policy.targets[name])
+        return deadlines[name]
 
     def desired_timers(
-        self, state: SlaState, policy: Policy | None, now: datetime
+        self, state: SlaState, policy: Policy | None, now: datetime,
+        deadlines: Mapping[str, datetime | None] | None = None,
     ) -> dict[tuple[str, str, int | None], _Desired]:
-        """The SLA timers a conversation should have pending, keyed by (kind, target, step)."""
+        """The SLA timers a conversation should have pending, keyed by (kind, target, step); ``deadlines``
+        (``_deadlines`` of the same state and policy) saves computing them again."""
         wanted: dict[tuple[str, str, int | None], _Desired] = {}
         if policy is None or state.closed_at is not None:
             return wanted
@@ -615,7 +689,7 @@ class SlaEngine:
                 continue
             base = {"target": name, "policy": policy.name}
             if clock.breached_at is None:
-                due = clock.instant_at(cal, target)
+                due = deadlines[name] if deadlines is not None else clock.instant_at(cal, target)
                 assert due is not None
                 wanted[(TIMER_BREACH, name, None)] = _Desired(due, base)
                 if policy.warn_at is not None and not clock.warned and due > now:
@@ -640,11 +714,11 @@ class SlaEngine:
 
     async def _replan(
         self, session: AsyncSession, conv: AnyConversation, state: SlaState, policy: Policy | None,
-        now: datetime, pending: Sequence[AnyTimer] | None = None,
+        now: datetime, pending: Sequence[AnyTimer] | None, deadlines: Mapping[str, datetime | None],
     ) -> None:
         """Make the conversation's pending SLA timers exactly the desired ones (kept when unchanged)."""
         assert conv.id is not None
-        wanted = self.desired_timers(state, policy, now)
+        wanted = self.desired_timers(state, policy, now, deadlines)
         if pending is None:
             pending = (await self._pending_timers(session, [conv.id])).get(conv.id, [])
         for timer in pending:
@@ -653,7 +727,7 @@ class SlaEngine:
             if want is not None and _same_due(timer.due_at, want.due, now):
                 del wanted[key]
             else:
-                timer.status = TimerStatus.CANCELLED.value
+                timer.status = _TIMER_CANCELLED
         waiting = held(session, _TIMER_BUFFER)
         for (kind, _name, _step), want in wanted.items():
             row: dict[str, Any] = {"kind": kind, "conversation_id": conv.id, "data": want.data,
@@ -692,12 +766,15 @@ class SlaEngine:
         if tags is None:
             assert conv.id is not None
             tags = (await self._tags(session, [conv.id])).get(conv.id, frozenset())
-        facts = ConversationFacts(channel=await self._channel_name(session, conv.channel_id),
-                                  kind=conv.kind, priority=conv.priority, tags=tags)
-        # Matching depends on these facts only, and a batch asks for the same few combinations again.
-        if facts not in self._matched:
-            self._matched[facts] = match_policy(self.policies, facts)
-        return self._matched[facts]
+        # Matching depends on these facts only, and a batch asks for the same few combinations again (a
+        # plain tuple for the key: cheaper than making the frozen ConversationFacts every time).
+        key = (conv.channel_id, conv.kind, conv.priority, tags)
+        found = self._matched.get(key, _UNMATCHED)
+        if found is _UNMATCHED:
+            facts = ConversationFacts(channel=await self._channel_name(session, conv.channel_id),
+                                      kind=conv.kind, priority=conv.priority, tags=tags)
+            found = self._matched[key] = match_policy(self.policies, facts)
+        return found
 
     async def _channel_name(self, session: AsyncSession, channel_id: int) -> str:
         if channel_id not in self._channel_names:
@@ -768,6 +845,19 @@ def batched_timers(session: AsyncSession) -> AbstractAsyncContextManager[None]:
     id back). Nothing is written when the block raises; nested blocks join the outer one.
     """
     return holding(session, _TIMER_BUFFER, _INSERT_TIMERS)
+
+
+def _deadlines(state: SlaState, policy: Policy | None) -> dict[str, datetime | None]:
+    """Each policy target's deadline for its clock: the recorded breach, else when the clock's running
+    time reaches the target (None if it does not while paused); targets without a clock left out."""
+    if policy is None:
+        return {}
+    found: dict[str, datetime | None] = {}
+    for name, amount in policy.targets.items():
+        clock = state.targets.get(name)
+        if clock is not None:
+            found[name] = clock.breached_at or clock.instant_at(policy.calendar, amount)
+    return found
 
 
 def _can_ping(policy: Policy, now: datetime, *, urgent: bool) -> bool:

@@ -15,7 +15,7 @@ them with the clock (``SlaEngine._settle``), with the policy it matched then.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -46,10 +46,15 @@ def clock_dates(
     deadline_of: Deadline = _instant_at,
 ) -> tuple[datetime | None, datetime | None]:
     """``(outcome date, end)`` of one clock under a target of ``amount`` (None: the policy sets none)."""
-    ended = clock.ended_at if clock.ended else None
     if amount is None:
-        return None, ended
-    deadline = clock.breached_at or deadline_of(calendar, clock, amount)
+        return None, clock.ended_at if clock.ended else None
+    return dates_by(clock, clock.breached_at or deadline_of(calendar, clock, amount))
+
+
+def dates_by(clock: TargetClock, deadline: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """``clock_dates`` once the clock's deadline is known (its recorded breach, else when it reaches the
+    target; None if it does not while paused)."""
+    ended = clock.ended_at if clock.ended else None
     if clock.breached_at is None and clock.end == "met" and ended is not None and (
             deadline is None or ended <= deadline):
         return ended, ended
@@ -58,14 +63,20 @@ def clock_dates(
     return deadline, ended
 
 
-def outcome_columns(state: SlaState, policy: Policy | None) -> dict[str, datetime | None]:
-    """The values of ``OUTCOME_COLUMN_NAMES`` for a conversation's clocks under its policy."""
+def outcome_columns(
+    state: SlaState, policy: Policy | None, deadlines: Mapping[str, datetime | None] | None = None
+) -> dict[str, datetime | None]:
+    """The values of ``OUTCOME_COLUMN_NAMES`` for a conversation's clocks under its policy; ``deadlines``
+    (by target, as the engine computed them for the same state and policy) saves computing them again."""
     values: dict[str, datetime | None] = dict.fromkeys(OUTCOME_COLUMN_NAMES)
     for target, (at_column, end_column) in OUTCOME_COLUMNS.items():
         clock = state.targets.get(target)
         if clock is None:
             continue
         amount = policy.targets.get(target) if policy is not None else None
+        if amount is not None and deadlines is not None:
+            values[at_column], values[end_column] = dates_by(clock, deadlines[target])
+            continue
         calendar = policy.calendar if policy is not None else None
         values[at_column], values[end_column] = clock_dates(clock, amount, calendar)
     follow_up = state.targets.get("next_response")

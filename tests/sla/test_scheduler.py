@@ -93,6 +93,49 @@ async def test_two_schedulers_fire_each_of_300_timers_exactly_once(
     assert await rig.count_timers(TimerStatus.PENDING.value) == 0
 
 
+async def test_a_backlog_drains_with_passes_side_by_side_each_timer_once(
+    db: Database, clock: FakeClock
+) -> None:
+    rig = await make_rig(db, clock, policy(first_response="1h"))
+    events = [Inbound(channel="support", external_id=f"m{i}", kind=Kind.DM, author=Author(f"u{i}"),
+                      text="hi", created_at=clock.now()) for i in range(120)]
+    await rig.ingestor.ingest(Batch("support", events))
+    assert await rig.count_timers(TimerStatus.PENDING.value) == 240  # a warning and a breach each
+    clock.set(MON_9 + timedelta(hours=2))
+    # Two passes at once is PostgreSQL's default; on SQLite the second one queues for the write lock.
+    assert SlaScheduler(db, clock, rig.engine).passes_at_once == (2 if db.is_postgres else 1)
+    scheduler = SlaScheduler(db, clock, rig.engine, "drain", notify=rig.notify, batch_size=25,
+                             passes_at_once=2)
+    running, peak = 0, 0
+    one_pass = scheduler._pass
+
+    async def counted() -> tuple[int, int, int]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            return await one_pass()
+        finally:
+            running -= 1
+
+    scheduler._pass = counted  # type: ignore[method-assign]
+    settled = 0
+    while True:
+        settled += await scheduler.drain()
+        if not scheduler.last_claimed and not scheduler.last_busy:
+            break
+    assert peak == 2
+    assert settled == 240
+    async with db.sessions() as session:
+        per_conversation = (await session.execute(
+            select(col(Event.conversation_id), func.count()).where(col(Event.type) == "sla.breached")
+            .group_by(col(Event.conversation_id)))).all()
+    assert len(per_conversation) == 120 and {n for _, n in per_conversation} == {1}
+    assert sorted(kind for kind, _cid, _data in rig.pings).count("sla.warning") == 120
+    assert await rig.count_timers(TimerStatus.FIRED.value) == 240
+    assert await rig.count_timers(TimerStatus.PENDING.value) == 0
+
+
 async def test_next_due_is_one_timer_query_that_never_touches_conversations(
     db: Database, clock: FakeClock
 ) -> None:
