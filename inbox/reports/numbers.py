@@ -570,17 +570,27 @@ def _parse_times(packed: str, rows: int, width: int) -> list[Micros] | None:
     raw = np.frombuffer(packed.encode("ascii", errors="replace"), dtype=np.uint8)
     if raw.size != rows * width * _TIME_WIDTH:
         return None
-    # One row of the transposed digits per character position: numpy then works on contiguous arrays.
-    digits = np.ascontiguousarray((raw.reshape(-1, _TIME_WIDTH) - ord("0")).T)
-    if any((digits[at] != (ord(mark) - ord("0")) % 256).any() for at, mark in _TIME_MARKS):
-        return None
-    if np.count_nonzero(digits > 9) != len(_TIME_MARKS) * rows * width:  # every other character a digit
+    digits = _time_digits(raw.reshape(-1, _TIME_WIDTH), _TIME_WIDTH)
+    if digits is None:
         return None
     year, month, day, hour, minute, second, micro = (_number(digits, *span) for span in _TIME_FIELDS)
     days = _days_since_epoch(year, month, day)
     micros = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000 + micro
     micros = np.where(year == 0, _NO_TIME, micros)
     return list(micros.reshape(rows, width).T)
+
+
+def _time_digits(texts: Any, width: int) -> Any | None:
+    """The first ``width`` characters of fixed-width timestamp texts (``texts``: one row of bytes each),
+    one row per character position, each minus '0'; None unless they are in the stored format."""
+    # Transposed: numpy then works on contiguous arrays, one per character position.
+    digits = np.ascontiguousarray((texts[:, :width] - ord("0")).T)
+    marks = [(at, mark) for at, mark in _TIME_MARKS if at < width]
+    if any((digits[at] != (ord(mark) - ord("0")) % 256).any() for at, mark in marks):
+        return None
+    if np.count_nonzero(digits > 9) != len(marks) * len(texts):  # every other character a digit
+        return None
+    return digits
 
 
 def _number(digits: Any, start: int, end: int) -> Micros:
@@ -942,10 +952,8 @@ class _Computation:
         if raw.size != count * (width + 1):  # a timestamp stored in another shape: let SQLite group them
             return await self._message_rows_grouped()
         raw = raw.reshape(count, width + 1)
-        digits = np.ascontiguousarray((raw - ord("0")).T)
-        marks = [(at, mark) for at, mark in _TIME_MARKS if at < width]
-        if any((digits[at] != (ord(mark) - ord("0")) % 256).any() for at, mark in marks) or \
-                np.count_nonzero(digits[:width] > 9) != len(marks) * count:
+        digits = _time_digits(raw, width)
+        if digits is None:
             return await self._message_rows_grouped()
         # The bucket as a number (hours or minutes since the epoch): sorting numbers is cheap, texts not.
         year, month, day, hour = (_number(digits, *span) for span in _TIME_FIELDS[:4])
