@@ -178,7 +178,8 @@ class HistoryPlan:
     """What the history looks like: how many conversations, started when, how busy, how finished."""
 
     conversations: int
-    start: datetime  # conversations start uniformly in [start, end)
+    # Conversations start uniformly in [start, end), in id order: ingest numbers them as they arrive.
+    start: datetime
     end: datetime
     now: datetime  # nothing happens after this
     mean_messages: float = 4.0
@@ -270,6 +271,7 @@ class History:
         self.pool = texts(self.rng)
         self.engine = SlaEngine(self.policies, _NoClock())
         self.stats = {"conversations": 0, "messages": 0, "events": 0, "timers": 0, "open": 0}
+        self.started = 0  # conversations made so far: the next one's slot in [start, end)
 
     def chunks(self, size: int = 5_000) -> Iterator[Rows]:
         """Rows per table for ``size`` conversations at a time."""
@@ -298,7 +300,11 @@ class History:
         channel = rng.choices(list(CHANNEL_KINDS), CHANNEL_WEIGHTS)[0]
         kind = rng.choice(CHANNEL_KINDS[channel])
         contact = self.first_contact[channel] + _customer(rng, plan.contacts_per_channel)
-        t0 = plan.start + (plan.end - plan.start) * rng.random()
+        # A random time in the conversation's own slot of the period: uniform over it, and rising with the
+        # id as ingest's ids do (drawn independently of the id, a burst's due timers and conversations
+        # would be scattered over every page of their tables, which no real inbox has).
+        t0 = plan.start + (plan.end - plan.start) * ((self.started + rng.random()) / plan.conversations)
+        self.started += 1
         tags = self._tags(cid, rows)
         priority = rng.choices(
             (Priority.NORMAL, Priority.HIGH, Priority.URGENT, Priority.LOW), (0.85, 0.10, 0.03, 0.02)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inbox.db_bulk import BulkInsert
 from inbox.events import Actor
-from inbox.held_rows import held, holding
+from inbox.held_rows import held, holding, write_held
 from inbox.models import Event
 
 _BUFFER: Final = "audit.buffer"  # session.info key of the rows ``batched`` holds back
@@ -66,3 +66,8 @@ def batched(session: AsyncSession, *, through_driver: bool = False) -> AbstractA
         return holding(session, _BUFFER, _DRIVER_INSERT)
     # render_nulls: one statement even when some rows have no conversation
     return holding(session, _BUFFER, insert(Event).execution_options(render_nulls=True))
+
+
+async def write_batched(session: AsyncSession) -> None:
+    """Insert the events a ``batched(..., through_driver=True)`` block has collected so far, now."""
+    await write_held(session, _BUFFER, _DRIVER_INSERT)

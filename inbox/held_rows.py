@@ -36,6 +36,20 @@ async def holding(
         yield
     finally:
         session.info.pop(key, None)
+    await _insert(session, statement, rows)
+
+
+async def write_held(session: AsyncSession, key: str, statement: Insert | DriverStatement) -> None:
+    """Insert the rows held under ``key`` so far, now; the block goes on collecting (none: nothing)."""
+    rows = held(session, key)
+    if rows:
+        await _insert(session, statement, list(rows))
+        rows.clear()
+
+
+async def _insert(
+    session: AsyncSession, statement: Insert | DriverStatement, rows: list[dict[str, Any]]
+) -> None:
     if not rows:
         return
     if isinstance(statement, DriverStatement):

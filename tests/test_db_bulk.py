@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, text
 
 from inbox.clock import FakeClock
 from inbox.db import Database
-from inbox.db_bulk import BulkInsert, DriverStatement, json_text, time_binder
+from inbox.db_bulk import BulkInsert, DriverStatement, fetch_rows, json_text, time_binder
 from inbox.models import Channel, Contact, Conversation, Event
 from tests.factories import seed
 
@@ -127,3 +127,33 @@ async def test_rows_given_as_driver_tuples_are_stored_as_the_dicts_are(
         found = await session.execute(text("SELECT actor, type, data, created_at FROM events ORDER BY id"))
         raw = [tuple(r) for r in found]
     assert len(raw) == 2 and raw[0] == raw[1]
+
+
+async def test_fetch_rows_reads_through_the_driver_in_the_sessions_transaction(
+    db: Database, clock: FakeClock
+) -> None:
+    await seed(db, clock)
+    dialect = db.engine.dialect.name
+    mark = "$1" if dialect == "postgresql" else "?"
+    async with db.transaction() as session:
+        await BulkInsert(_EVENTS, ("actor", "type", "data", "created_at")).execute_many(
+            session, [{"actor": "a", "type": "t", "data": {"n": 1}, "created_at": clock.now()}])
+        rows = await fetch_rows(session, f"SELECT actor, type FROM events WHERE actor = {mark}", ("a",))
+        assert [tuple(r) for r in rows] == [("a", "t")]  # sees the transaction's own uncommitted row
+    async with db.lone_reads() as session:
+        assert await fetch_rows(session, f"SELECT actor FROM events WHERE actor = {mark}", ("b",)) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_fetch_rows_on_sqlite_is_one_trip_inside_the_write_transaction(
+    db: Database, clock: FakeClock
+) -> None:
+    await seed(db, clock)
+    async with db.transaction() as session:
+        await fetch_rows(session, "SELECT count(*) FROM events")
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        assert driver is not None and driver.in_transaction  # the session's BEGIN IMMEDIATE came first
+    async with db.lone_reads() as session:
+        await fetch_rows(session, "SELECT count(*) FROM events")
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        assert driver is not None and not driver.in_transaction  # a lone read opens none

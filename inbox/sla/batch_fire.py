@@ -7,7 +7,9 @@ through the engine's own ``fire_locked`` in claim order, in memory. The columns 
 written with one executemany per table and set of changed columns; the audit events
 (``inbox.audit.batched``) and the replans' new timers (``batched_timers``) go in with one executemany
 each; the notices reach the notifier as one list, so its facts, members and budget are read once per
-batch and each team chat gets one ``post``.
+batch and each team chat gets one ``post``. On SQLite the writes go behind (``inbox.write_behind``): a
+round is fired in parts of ``WRITE_BEHIND_PART`` timers, and SQLite's thread writes one part, each table
+in one statement, while the next part is fired.
 
 The caller runs this inside a SAVEPOINT. A timer that raises is reported as TimerFailed (the caller sets
 it aside and tries the rest again); on any other failure the caller fires the timers one by one: one
@@ -25,9 +27,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from inbox.audit import batched
+from inbox.audit import batched, write_batched
 from inbox.models import Conversation, TimerStatus
-from inbox.sla.engine import SLA_TIMER_KINDS, Notify, Outcome, SlaEngine, batched_timers
+from inbox.sla.engine import (
+    SLA_TIMER_KINDS,
+    Notify,
+    Outcome,
+    SlaEngine,
+    batched_timers,
+    write_batched_timers,
+)
 from inbox.sla.rows import (
     AnyConversation,
     ConversationRow,
@@ -38,8 +47,12 @@ from inbox.sla.rows import (
     write_conversations,
     write_timers,
 )
+from inbox.write_behind import write_behind, writing_behind
 
 _TIMER_PENDING: Final = TimerStatus.PENDING.value  # a plain string: an Enum's ``.value`` is a property
+# Timers fired between two writes when SQLite writes behind (``inbox.write_behind``): small enough that
+# SQLite has one part to write while the next is fired, large enough that a statement carries many rows.
+WRITE_BEHIND_PART: Final = 100
 
 Note = tuple[str, AnyConversation, dict[str, Any]]
 """One notification the engine asked for: ``(kind, conversation, data)``, as ``Notify`` takes them."""
@@ -95,7 +108,9 @@ async def fire_batch(
 
     claimed = {t.id: t for t in timers}
     outcomes: list[Outcome | None] = []
-    async with batched(session, through_driver=True):
+    async with write_behind(session), batched(session, through_driver=True):
+        # Written behind (SQLite), a round goes in parts: SQLite writes one part while the next is fired.
+        size = WRITE_BEHIND_PART if writing_behind(session) else max(1, len(timers))
         loaded = await _load(engine, session, timers, claimed)
         for number, part in enumerate(_rounds(timers)):
             # A later round's conversations fired a timer in an earlier one: read what it replanned.
@@ -104,18 +119,31 @@ async def fire_batch(
                 fresh = await _pending(session, ids, claimed)
                 loaded.pending.update({cid: fresh.get(cid, []) for cid in ids})
             async with batched_timers(session):
-                for timer in part:
-                    try:
-                        outcomes.append(await _fire_one(engine, session, loaded, timer, now,
-                                                        collect if notify_many else notify, worker_id, grace))
-                    except Exception as exc:
-                        raise TimerFailed(timer) from exc
-                # Written before the round's new timers go in and before the next round reads.
-                await write_conversations(session, loaded.convs.values())
-                await write_timers(session, [*timers, *(t for ts in loaded.pending.values() for t in ts)])
+                for start in range(0, len(part), size):
+                    await _fire_part(engine, session, loaded, part[start : start + size], now,
+                                     collect if notify_many else notify, worker_id, grace, outcomes)
         if notes and notify_many is not None:
             await notify_many(session, notes)
     return outcomes
+
+
+async def _fire_part(
+    engine: SlaEngine, session: AsyncSession, loaded: _Loaded, part: Sequence[TimerRow], now: datetime,
+    notify: Notify, worker_id: str, grace: timedelta, outcomes: list[Outcome | None],
+) -> None:
+    """Fire ``part`` (timers of distinct conversations), then write what changed: the conversations and
+    timers, the replans' new timers, the audit events."""
+    for timer in part:
+        try:
+            outcomes.append(await _fire_one(engine, session, loaded, timer, now, notify, worker_id, grace))
+        except Exception as exc:
+            raise TimerFailed(timer) from exc
+    # In this order: a replan's cancelled timers before its new ones; all before the next round reads.
+    ids = {cid for t in part if (cid := t.conversation_id) is not None}
+    await write_conversations(session, (conv for cid, conv in loaded.convs.items() if cid in ids))
+    await write_timers(session, [*part, *(t for cid in ids for t in loaded.pending.get(cid, ()))])
+    await write_batched_timers(session)
+    await write_batched(session)
 
 
 def _rounds(timers: Sequence[TimerRow]) -> list[list[TimerRow]]:

@@ -42,7 +42,7 @@ from inbox.audit import batched, record
 from inbox.clock import Clock, isoformat_utc
 from inbox.db_bulk import BulkInsert
 from inbox.events import Actor
-from inbox.held_rows import held, holding
+from inbox.held_rows import held, holding, write_held
 from inbox.ingest import IngestResult, StoredMessage
 from inbox.models import (
     PRIORITY_RANK,
@@ -845,6 +845,11 @@ def batched_timers(session: AsyncSession) -> AbstractAsyncContextManager[None]:
     id back). Nothing is written when the block raises; nested blocks join the outer one.
     """
     return holding(session, _TIMER_BUFFER, _INSERT_TIMERS)
+
+
+async def write_batched_timers(session: AsyncSession) -> None:
+    """Insert the timers a ``batched_timers`` block has collected so far, now."""
+    await write_held(session, _TIMER_BUFFER, _INSERT_TIMERS)
 
 
 def _deadlines(state: SlaState, policy: Policy | None) -> dict[str, datetime | None]:

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import Label
 from sqlalchemy.types import NullType
 
-from inbox.db_bulk import DriverStatement, ids_condition, ids_param, json_text
+from inbox.db_bulk import DriverStatement, fetch_rows, ids_condition, ids_param, json_text, time_binder
 from inbox.db_types import UTCDateTime
 from inbox.models import Conversation, Timer, TimerStatus
 from inbox.sla.outcomes import OUTCOME_COLUMN_NAMES
@@ -102,6 +102,11 @@ class _Reader:
             .label(name) for name in self.names)
         self._converters: dict[str, list[tuple[int, _Convert]]] = {}
 
+    def select_list(self) -> str:
+        """The columns as plain SQL, for statements sent through the driver."""
+        return ", ".join(f"CAST({name} AS TEXT) AS {name}" if name in self.as_text else name
+                         for name in self.names)
+
     def converters(self, dialect: str) -> list[tuple[int, _Convert]]:
         """(index, converter) of the columns whose driver values need converting, chosen once."""
         found = self._converters.get(dialect)
@@ -118,10 +123,9 @@ class _Reader:
 
     async def by_ids(self, session: AsyncSession, read: _ByIds, ids: Sequence[int]) -> list[list[Any]]:
         """``read``'s SELECT of these columns for ``ids``, sent through the driver; each row's values."""
-        connection = await session.connection()
-        dialect = connection.dialect.name
-        result = await connection.exec_driver_sql(read.sql(self, dialect), (ids_param(ids, dialect),))
-        return self._converted(dialect, result.all())
+        dialect = session.get_bind().dialect.name
+        rows = await fetch_rows(session, read.sql(self, dialect), (ids_param(ids, dialect),))
+        return self._converted(dialect, rows)
 
     def _converted(self, dialect: str, rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
         converters = self.converters(dialect)
@@ -151,8 +155,7 @@ class _ByIds:
         found = self._sql.get(dialect)
         if found is None:
             postgres = dialect == "postgresql"
-            columns = ", ".join(f"CAST({name} AS TEXT) AS {name}" if name in reader.as_text else name
-                                for name in reader.names)
+            columns = reader.select_list()
             ids = ids_condition(self.key, dialect)
             # One lock order everywhere (by id), so two writers cannot deadlock; held rows are skipped.
             found = (f'SELECT {columns} FROM "{reader.table.name}" WHERE {ids}{self.where} ORDER BY id'
@@ -303,17 +306,47 @@ async def claim_timers(
     session: AsyncSession, kinds: Sequence[str], now: datetime, limit: int, *, skip_locked: bool
 ) -> list[TimerRow]:
     """Up to ``limit`` pending timers of ``kinds`` due by ``now``, oldest first, locked (skipping those
-    another transaction holds, on PostgreSQL)."""
-    query = (
-        select(*_TIMER_READER.columns)
-        .where(_TIMERS.c.status == TimerStatus.PENDING.value, _TIMERS.c.due_at <= now,
-               _TIMERS.c.kind.in_(kinds))
-        .order_by(_TIMERS.c.due_at, _TIMERS.c.id)
-        .limit(limit)
-    )
-    if skip_locked:
-        query = query.with_for_update(skip_locked=True)
-    return list(map(TimerRow, await _TIMER_READER.rows(session, query)))
+    another transaction holds, on PostgreSQL); one statement through the driver (``fetch_rows``)."""
+    if not kinds:
+        return []
+    dialect = session.get_bind().dialect.name
+    key = (dialect, tuple(kinds), skip_locked)
+    sql = _CLAIMS.get(key)
+    if sql is None:
+        now_mark, limit_mark = ("$1", "$2") if dialect == "postgresql" else ("?", "?")
+        # The status and kinds are constants, written as literals: the (status, due_at) index gives the
+        # order (due_at, then id) without a sort.
+        sql = _CLAIMS[key] = (
+            f'SELECT {_TIMER_READER.select_list()} FROM "{_TIMERS.name}"'
+            f" WHERE status = '{TimerStatus.PENDING.value}' AND due_at <= {now_mark}"
+            f" AND kind IN ({_quoted(kinds)}) ORDER BY due_at, id LIMIT {limit_mark}"
+            + (" FOR UPDATE SKIP LOCKED" if skip_locked else ""))
+    rows = await fetch_rows(session, sql, (time_binder(dialect)(now), limit))
+    return list(map(TimerRow, _TIMER_READER._converted(dialect, rows)))
+
+
+_CLAIMS: dict[tuple[str, tuple[str, ...], bool], str] = {}
+
+
+async def first_due(session: AsyncSession, kinds: Sequence[str]) -> datetime | None:
+    """The earliest due time of a pending timer of ``kinds``: one lookup on the (status, due_at) index,
+    in one trip to the driver (``fetch_rows``)."""
+    if not kinds:
+        return None
+    dialect = session.get_bind().dialect.name
+    sql = _FIRST_DUE.get((dialect, tuple(kinds)))
+    if sql is None:
+        # Constants as literals: the same plan on every call, and nothing to bind.
+        sql = _FIRST_DUE[(dialect, tuple(kinds))] = (
+            f"SELECT due_at FROM timers WHERE status = '{TimerStatus.PENDING.value}'"
+            f" AND kind IN ({_quoted(kinds)}) ORDER BY due_at LIMIT 1")
+    rows = await fetch_rows(session, sql)
+    if not rows:
+        return None
+    return _sqlite_time(rows[0][0]) if dialect == "sqlite" else _postgres_time(rows[0][0])
+
+
+_FIRST_DUE: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 async def timers_by_id(session: AsyncSession, ids: Sequence[int]) -> list[TimerRow]:
@@ -347,13 +380,11 @@ async def pending_sla_timers(
 async def conversation_tags(session: AsyncSession, ids: Sequence[int]) -> dict[int, frozenset[str]]:
     """The tag names of these conversations (those without tags left out), in one statement through the
     driver: what ``SlaEngine._tags`` reads, for a batch's few hundred ids."""
-    connection = await session.connection()
-    dialect = connection.dialect.name
-    result = await connection.exec_driver_sql(
-        "SELECT ct.conversation_id, t.name FROM conversation_tags ct JOIN tags t ON t.id = ct.tag_id"
+    dialect = session.get_bind().dialect.name
+    rows = await fetch_rows(  # (conversation id, tag name)
+        session, "SELECT ct.conversation_id, t.name FROM conversation_tags ct JOIN tags t ON t.id = ct.tag_id"
         f" WHERE {ids_condition('ct.conversation_id', dialect)}", (ids_param(ids, dialect),))
     found: dict[int, set[str]] = {}
-    rows: Sequence[Any] = result.all()  # (conversation id, tag name)
     for conversation_id, name in rows:
         found.setdefault(conversation_id, set()).add(name)
     return {k: frozenset(v) for k, v in found.items()}
@@ -409,5 +440,7 @@ def _update(table: Table, names: tuple[str, ...]) -> DriverStatement:
         # A conversation's SLA state is already its JSON text (ConversationRow): bound as it is.
         types = {name: None if (table is _CONVERSATIONS and name == "sla_state") else table.c[name].type
                  for name in names}
-        _UPDATES[key] = DriverStatement(f'UPDATE "{table.name}" SET {sets} WHERE id = :_id', types)
+        _UPDATES[key] = DriverStatement(
+            f'UPDATE "{table.name}" SET {sets} WHERE id = :_id', types,
+            set_sql=f'UPDATE "{table.name}" SET {sets} FROM json_each(?) AS j WHERE "{table.name}".id = :_id')
     return _UPDATES[key]

@@ -32,7 +32,7 @@ from inbox.events import Actor
 from inbox.models import Timer, TimerStatus
 from inbox.sla.batch_fire import NotifyMany, TimerFailed, fire_batch, notify_many_of
 from inbox.sla.engine import Notify, Outcome, SlaEngine, no_notify
-from inbox.sla.rows import TimerRow, claim_timers, timers_by_id
+from inbox.sla.rows import TimerRow, claim_timers, first_due, timers_by_id
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +189,10 @@ class SlaScheduler:
             timer.due_at = now + self.retry_delay * errors
 
     async def next_due(self) -> datetime | None:
-        """The earliest pending due time of the kinds we fire: one query on the (status, due_at) index."""
-        async with self.db.transaction() as session:
-            due: datetime | None = await session.scalar(
-                select(col(Timer.due_at))
-                .where(col(Timer.status) == TimerStatus.PENDING.value,
-                       col(Timer.kind).in_(self.engine.timer_kinds))
-                .order_by(col(Timer.due_at))
-                .limit(1)
-            )
-        return due
+        """The earliest pending due time of the kinds we fire: one query on the (status, due_at) index,
+        standing alone (no transaction: on SQLite it neither waits for a writer nor holds one up)."""
+        async with self.db.lone_reads() as session:
+            return await first_due(session, self.engine.timer_kinds)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Fire timers until ``stop``, sleeping until the next due one or ``wake`` (default: the engine's)."""

@@ -11,15 +11,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+import pytest
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from inbox.clock import FakeClock
 from inbox.db import Database
-from inbox.models import Conversation, Event, Timer, TimerStatus
+from inbox.models import Conversation, Event, Timer, TimerStatus, metadata
 from inbox.notify import Notifier
 from inbox.notify.facts import ConversationFacts
+from inbox.sla import batch_fire
 from inbox.sla.batch_fire import notify_many_of
 from inbox.sla.engine import SlaEngine
 from inbox.sla.rows import lock_conversations, timer_data, write_conversations
@@ -228,3 +230,53 @@ async def test_the_sla_state_goes_through_a_batch_as_the_json_it_is_stored_as(
     async with db.sessions() as session:
         conv = await session.get(Conversation, cid)
         assert conv is not None and conv.sla_state == {**stored, "replied": True}
+
+
+async def _sqlite_db(path: Path) -> Database:
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return database
+
+
+async def _stored(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the tables firing writes, as stored."""
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    async with database.sessions() as session:
+        for table in ("conversations", "timers", "events"):
+            rows = await session.execute(text(f"SELECT * FROM {table} ORDER BY id"))
+            found[table] = [tuple(r) for r in rows]
+    return found
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_batch_written_behind_in_parts_stores_what_it_stores_in_one_part(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ladder = [{"after": "0m", "notify": ["leads"]}]
+    stored: list[dict[str, list[tuple[Any, ...]]]] = []
+    parts: list[list[int]] = []
+    real_part = batch_fire._fire_part
+    other = await _sqlite_db(tmp_path / "whole.db")
+    for part_size, database in ((batch_fire.WRITE_BEHIND_PART, db), (10_000, other)):
+        monkeypatch.setattr(batch_fire, "WRITE_BEHIND_PART", part_size)
+        calls: list[int] = []
+
+        async def counted(*args: Any, calls: list[int] = calls) -> None:
+            calls.append(len(args[3]))
+            await real_part(*args)
+
+        monkeypatch.setattr(batch_fire, "_fire_part", counted)
+        clock = FakeClock(MON_9)
+        rig = await make_sla_rig(database, clock, policy(first_response="1h", ladder=ladder))
+        for number in range(130):
+            await rig.inbound(f"u{number}")
+        clock.set(MON_9 + timedelta(hours=6))  # every warning and breach is due: two rounds of 130
+        assert await rig.scheduler.run_once() == 260
+        stored.append(await _stored(database))
+        parts.append(calls)
+        if database is not db:
+            await database.dispose()
+    assert parts == [[100, 30, 100, 30], [130, 130]]
+    assert stored[0] == stored[1]
+    assert len(stored[0]["events"]) >= 260 and any(r[6] == "fired" for r in stored[0]["timers"])

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -16,6 +16,7 @@ from inbox.clock import FakeClock
 from inbox.db import Database
 from inbox.events import Author, Batch, Inbound
 from inbox.models import Conversation, Event, Kind, Timer, TimerStatus
+from inbox.sla import rows
 from inbox.sla.scheduler import SlaScheduler
 from tests.sla.harness import make_rig, policy
 
@@ -137,7 +138,7 @@ async def test_a_backlog_drains_with_passes_side_by_side_each_timer_once(
 
 
 async def test_next_due_is_one_timer_query_that_never_touches_conversations(
-    db: Database, clock: FakeClock
+    db: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rig = await make_rig(db, clock, policy(first_response="1h"))
     await rig.inbound()
@@ -146,14 +147,27 @@ async def test_next_due_is_one_timer_query_that_never_touches_conversations(
     def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
+    real_fetch = rows.fetch_rows
+
+    async def fetch(session: Any, sql: str, params: Any = ()) -> Any:  # SQLite's bypasses the events
+        statements.append(sql)
+        return await real_fetch(session, sql, params)
+
+    monkeypatch.setattr(rows, "fetch_rows", fetch)
     event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
     try:
         assert await rig.scheduler.next_due() == MON_9 + timedelta(minutes=45)
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
-    queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    queries = {s for s in statements if s.lstrip().upper().startswith("SELECT")}
     assert len(queries) == 1
-    assert "timers" in queries[0] and "conversations" not in queries[0]
+    [query] = queries
+    assert "timers" in query and "conversations" not in query
+    assert not any(s.upper().startswith("BEGIN") for s in statements)  # no transaction around it
+    if db.engine.dialect.name == "sqlite":  # a lookup on the (status, due_at) index, no sort
+        async with db.sessions() as session:
+            plan = " ".join(str(r[-1]) for r in await session.execute(text(f"EXPLAIN QUERY PLAN {query}")))
+        assert "ix_timers_due" in plan and "TEMP B-TREE" not in plan, plan
 
 
 async def test_run_sleeps_until_the_next_due_timer_and_is_woken_by_new_ones(
