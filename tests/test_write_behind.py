@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlmodel import col
 
 from inbox.clock import FakeClock
 from inbox.db import Database
@@ -75,7 +76,7 @@ async def test_rows_written_behind_are_stored_as_awaited_rows_are(db: Database, 
     rows = await _raw_events(db)
     assert [r[1:] for r in rows[:3]] == [r[1:] for r in rows[3:]]  # same values, same storage classes
     async with db.sessions() as session:
-        loaded = (await session.execute(select(Event).order_by(Event.id))).scalars().all()
+        loaded = (await session.execute(select(Event).order_by(col(Event.id)))).scalars().all()
     assert [e.data for e in loaded[3:]] == _ODD_DATA
     assert loaded[3].created_at == _WHEN and loaded[3].created_at.tzinfo == UTC
 
