@@ -69,7 +69,9 @@ async def test_racing_acquirers_get_one_winner(db: Database, db_url: str, clock:
 
 async def test_run_leased_runs_only_while_held(db: Database) -> None:
     clock = SystemClock()
-    ttl = timedelta(seconds=0.6)
+    # Real time: long enough that other's lease cannot lapse during the 0.3 s check on a loaded machine
+    # (0.6 s did once, with the suite on two workers), short enough that renewals come every 0.67 s.
+    ttl = timedelta(seconds=2)
     mine, other = Leases(db, clock, "me:1", ttl), Leases(db, clock, "other:2", ttl)
     started = asyncio.Event()
     stopped = asyncio.Event()

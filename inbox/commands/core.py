@@ -8,13 +8,11 @@ generic line, never as a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import String, bindparam, select
-from sqlmodel import col
 
 from inbox.actions import Actions
 from inbox.audit import record
@@ -30,6 +28,7 @@ from inbox.commands.invocation import CommandInvocation
 from inbox.commands.parse import Args, split_command
 from inbox.commands.registry import Cog, Command, Registry, has_role
 from inbox.db import Database
+from inbox.db_bulk import fetch_rows
 from inbox.errors import InboxError, NotFound
 from inbox.i18n import choose_language, t, translate_error
 from inbox.models import Member
@@ -51,9 +50,20 @@ class AppLike(Protocol):
     actions: Actions
 
 
-# The member lookups every command starts with, built once (building a statement costs more than running it).
-_MEMBERS: Final = select(Member).where(col(Member.active).is_(True))
-_MEMBER_NAMED: Final = _MEMBERS.where(col(Member.name) == bindparam("name", type_=String))
+# The member lookups every command starts with, sent through the driver (``fetch_rows``): one trip to
+# aiosqlite's thread instead of four, and no ORM loading, which took about 1.4 ms a command here.
+_MEMBERS_SQL: Final = "SELECT id, name, display_name, role, platform_ids FROM members WHERE active"
+_MEMBER_NAMED_SQL: Final = {
+    "sqlite": f"{_MEMBERS_SQL} AND name = ?", "postgresql": f"{_MEMBERS_SQL} AND name = $1"}
+
+
+def _member(row: Sequence[Any]) -> Member:
+    """A (detached) member from a row of ``_MEMBERS_SQL``: SQLite gives the JSON column's text, asyncpg
+    decodes it."""
+    member_id, name, display_name, role, ids = row
+    platform_ids = json.loads(ids) if isinstance(ids, str) else ids
+    return Member(id=member_id, name=name, display_name=display_name, role=role,
+                  platform_ids=dict(platform_ids or {}), active=True)
 
 
 def _sentence(text: str) -> str:
@@ -146,10 +156,11 @@ class CommandCore:
             return None
         async with self.deps.db.lone_reads() as session:
             if invocation.member_name is not None:
-                found = await session.execute(_MEMBER_NAMED, {"name": invocation.member_name})
-                return found.scalar_one_or_none()
+                dialect = session.get_bind().dialect.name
+                rows = await fetch_rows(session, _MEMBER_NAMED_SQL[dialect], (invocation.member_name,))
+                return _member(rows[0]) if rows else None
             # platform_ids is JSON; the team is small, so matching in Python stays portable.
-            for member in (await session.execute(_MEMBERS)).scalars():
+            for member in map(_member, await fetch_rows(session, _MEMBERS_SQL)):
                 if member.platform_ids.get(invocation.platform) == str(invocation.user_id):
                     return member
         return None
