@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from inbox.db_types import UTCDateTime
-from inbox.write_behind import send_many
+from inbox.write_behind import driver_of, send_many
 
 _Convert = Callable[[Any], Any]
 _MARK = re.compile(r"(?<![:\w]):(\w+)")  # a named parameter, not a '::' cast
@@ -232,9 +232,11 @@ async def fetch_rows(session: AsyncSession, sql: str, params: Sequence[Any] = ()
     """
     connection = await session.connection()
     if connection.dialect.name == "sqlite":
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        if driver is None:
-            raise RuntimeError("fetch_rows: the connection has no driver connection")
-        return list(await driver.execute_fetchall(sql, params))
+        return list(await (await driver_of(connection)).execute_fetchall(sql, params))
     return list((await connection.exec_driver_sql(sql, tuple(params))).all())
+
+
+def json_read(value: Any) -> Any:
+    """A JSON column's value as read through the driver, decoded: SQLite gives its text, asyncpg decodes it
+    itself (SQLAlchemy installs the codec on every connection)."""
+    return json.loads(value) if isinstance(value, str) else value

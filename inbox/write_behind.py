@@ -84,6 +84,14 @@ async def write_behind(session: AsyncSession) -> AsyncIterator[None]:
             raise result
 
 
+async def driver_of(connection: AsyncConnection) -> Any:
+    """The driver's own connection under ``connection`` (aiosqlite's on SQLite, asyncpg's on PostgreSQL)."""
+    raw = await connection.get_raw_connection()
+    if raw.driver_connection is None:
+        raise RuntimeError("the pooled connection has no driver connection")
+    return raw.driver_connection
+
+
 def writing_behind(session: AsyncSession) -> bool:
     """Whether ``session`` is inside a ``write_behind`` block on SQLite (its writes are queued)."""
     return _KEY in session.info
@@ -106,10 +114,7 @@ async def send_many(
     if tasks is None:
         await connection.exec_driver_sql(sql, rows)
         return
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    if driver is None:
-        raise RuntimeError("write_behind: the connection has no driver connection")
+    driver = await driver_of(connection)
     if set_sql is not None:
         write = driver.execute(set_sql, (json.dumps(rows),))
     else:

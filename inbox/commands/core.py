@@ -8,7 +8,6 @@ generic line, never as a traceback.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, Protocol
@@ -28,7 +27,7 @@ from inbox.commands.invocation import CommandInvocation
 from inbox.commands.parse import Args, split_command
 from inbox.commands.registry import Cog, Command, Registry, has_role
 from inbox.db import Database
-from inbox.db_bulk import fetch_rows
+from inbox.db_bulk import fetch_rows, json_read
 from inbox.errors import InboxError, NotFound
 from inbox.i18n import choose_language, t, translate_error
 from inbox.models import Member
@@ -58,12 +57,10 @@ _MEMBER_NAMED_SQL: Final = {
 
 
 def _member(row: Sequence[Any]) -> Member:
-    """A (detached) member from a row of ``_MEMBERS_SQL``: SQLite gives the JSON column's text, asyncpg
-    decodes it."""
+    """A (detached) member from a row of ``_MEMBERS_SQL``."""
     member_id, name, display_name, role, ids = row
-    platform_ids = json.loads(ids) if isinstance(ids, str) else ids
     return Member(id=member_id, name=name, display_name=display_name, role=role,
-                  platform_ids=dict(platform_ids or {}), active=True)
+                  platform_ids=dict(json_read(ids) or {}), active=True)
 
 
 def _sentence(text: str) -> str:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from inbox.db_bulk import fetch_rows, json_read
 from inbox.i18n import choose_language
 from inbox.models import Role
 from inbox.settings import Settings
@@ -98,12 +98,9 @@ class Roster:
     async def load(cls, session: AsyncSession) -> Roster:
         """Read the active members (a small table, synced from config at start)."""
         # Through the driver: read once per batch of SLA notices, where SQLAlchemy's execution of the
-        # statement cost twice the query. SQLite gives the JSON column's text, asyncpg decodes it.
-        connection = await session.connection()
-        result = await connection.exec_driver_sql(_ACTIVE_MEMBERS)
-        rows: Sequence[Any] = result.all()
-        return cls([Person(name, role, dict((json.loads(ids) if isinstance(ids, str) else ids) or {}))
-                    for name, role, ids in rows])
+        # statement cost twice the query.
+        rows = await fetch_rows(session, _ACTIVE_MEMBERS)
+        return cls([Person(name, role, dict(json_read(ids) or {})) for name, role, ids in rows])
 
     def resolve(self, words: Iterable[str], assignee: str | None) -> tuple[str, ...]:
         """Member names for ladder words, without duplicates, in the order named."""

@@ -140,7 +140,7 @@ async def _fire_part(
             raise TimerFailed(timer) from exc
     # In this order: a replan's cancelled timers before its new ones; all before the next round reads.
     ids = {cid for t in part if (cid := t.conversation_id) is not None}
-    await write_conversations(session, (conv for cid, conv in loaded.convs.items() if cid in ids))
+    await write_conversations(session, (loaded.convs[cid] for cid in sorted(ids) if cid in loaded.convs))
     await write_timers(session, [*part, *(t for cid in ids for t in loaded.pending.get(cid, ()))])
     await write_batched_timers(session)
     await write_batched(session)

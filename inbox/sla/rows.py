@@ -338,12 +338,14 @@ async def first_due(session: AsyncSession, kinds: Sequence[str]) -> datetime | N
     if sql is None:
         # Constants as literals: the same plan on every call, and nothing to bind.
         sql = _FIRST_DUE[(dialect, tuple(kinds))] = (
-            f"SELECT due_at FROM timers WHERE status = '{TimerStatus.PENDING.value}'"
+            f"SELECT due_at FROM \"{_TIMERS.name}\" WHERE status = '{TimerStatus.PENDING.value}'"
             f" AND kind IN ({_quoted(kinds)}) ORDER BY due_at LIMIT 1")
     rows = await fetch_rows(session, sql)
     if not rows:
         return None
-    return _sqlite_time(rows[0][0]) if dialect == "sqlite" else _postgres_time(rows[0][0])
+    convert = _converter(_TIMERS.c.due_at, dialect)
+    due: datetime | None = convert(rows[0][0]) if convert else rows[0][0]
+    return due
 
 
 _FIRST_DUE: dict[tuple[str, tuple[str, ...]], str] = {}
