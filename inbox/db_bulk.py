@@ -226,9 +226,9 @@ def ids_param(ids: Iterable[int], dialect: str) -> Any:
 async def fetch_rows(session: AsyncSession, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
     """The rows of a read sent through the driver (qmark SQL on SQLite, numeric on PostgreSQL).
 
-    On SQLite the statement runs and its rows come back in one trip to aiosqlite's thread: SQLAlchemy's
-    cursor takes a trip each to open it, run the statement, fetch and close, each about 0.1 ms of thread
-    handover on a small machine, far more than a lookup on an index costs.
+    On SQLite the statement runs and its rows come back in one trip to aiosqlite's thread (as every
+    statement does, ``inbox.sqlite_one_trip``), here without SQLAlchemy's execution context and result
+    around it: for the hottest small reads.
     """
     connection = await session.connection()
     if connection.dialect.name == "sqlite":
