@@ -76,8 +76,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     @property
     def lastrowid(self) -> int:
-        """The row id of the last row inserted."""
-        return self._lastrowid or 0
+        """The row id of the last row inserted, as sqlite3 reports it."""
+        return self._lastrowid  # type: ignore[return-value]  # None before any statement, as sqlite3's
 
     @property
     def arraysize(self) -> int:
