@@ -51,7 +51,7 @@ async def test_the_engine_adapts_connections_with_one_trip_cursors(engine: Async
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         assert type(raw.dbapi_connection) is OneTripConnection
-        assert type(raw.dbapi_connection.cursor()) is OneTripCursor  # type: ignore[union-attr]
+        assert type(raw.dbapi_connection.cursor()) is OneTripCursor
 
 
 async def test_each_statement_is_one_trip(engine: AsyncEngine, trips: list[str]) -> None:
