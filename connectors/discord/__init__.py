@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from connectors.discord.catch_up import CatchUp
 from connectors.discord.console import DiscordConsole
 from connectors.discord.convert import Scope
 from connectors.discord.render import ButtonSigner
@@ -93,6 +94,8 @@ def assemble(channel: ChannelSettings, context: ConnectorContext) -> DiscordPart
     if context.ingest is not None:
         source = DiscordSource(scope, context.ingest, service.resolve)
         service.source = source
+        if context.db is not None:
+            service.catch_up = CatchUp(context.db, context.clock, channel.name)
     runs = source is not None or console is not None
     connector = Connector(
         channel.name, sender=DiscordSender(rest), team_sender=TeamSender(rest, signer),

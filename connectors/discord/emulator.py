@@ -2,9 +2,10 @@
 
 What it serves
     REST under ``/api/v10``: the current user and application, the gateway URL, channel messages
-    (create, fetch, edit; replies, ``allowed_mentions``, buttons, embeds, file uploads), DM
-    channels, threads (with and without a starter message), bulk-overwritten application commands,
-    interaction callbacks (types 4, 5, 6, 7) with the ``@original`` response and follow-ups.
+    (create, fetch, list by ``after``/``before``/``around``, edit; replies, ``allowed_mentions``,
+    buttons, embeds, file uploads), DM channels, threads (with and without a starter message),
+    bulk-overwritten application commands, interaction callbacks (types 4, 5, 6, 7) with the
+    ``@original`` response and follow-ups.
     The gateway websocket at ``/gateway`` (see ``emulator_gateway``): HELLO, IDENTIFY → READY and
     GUILD_CREATE, heartbeats, RESUME with replay of missed events, INVALID_SESSION, intents
     (MESSAGE_CONTENT empties content of guild messages that do not mention the bot).
@@ -1110,6 +1111,45 @@ class DiscordEmulator:
         record = self._bot_message(channel, body, call.files, "rest")
         await self._publish(record)
         return 200, self._message_payload(record)
+
+    async def _list_messages(self, call: Call) -> tuple[int, Any]:
+        """A channel's messages, newest first, as Discord pages them: ``after``, ``before`` or ``around`` a
+        message id (at most one), ``limit`` 1 to 100 (default 50)."""
+        channel = self._channel_or_404(call.int_param("channel_id"))
+        query = call.request.query
+        errors = FormErrors()
+        limit = 50
+        if "limit" in query:
+            raw = query["limit"]
+            if not raw.isdigit():
+                errors.add(["limit"], "NUMBER_TYPE_COERCE", f"Value \"{raw}\" is not int.")
+            elif not 1 <= int(raw) <= 100:
+                errors.add(["limit"], "NUMBER_TYPE_MAX" if int(raw) > 100 else "NUMBER_TYPE_MIN",
+                           "Int value should be between 1 and 100.")
+            else:
+                limit = int(raw)
+        anchors: dict[str, int] = {}
+        for name in ("around", "before", "after"):
+            if name in query:
+                if not query[name].isdigit():
+                    errors.add([name], "NUMBER_TYPE_COERCE", "Value is not snowflake.")
+                else:
+                    anchors[name] = int(query[name])
+        if len(anchors) > 1:
+            errors.add([], "BASE_TYPE_INVALID", "Only one of around, before or after may be given.")
+        errors.raise_if_any()
+        ids = sorted(m.id for m in self.messages.values() if m.channel_id == channel.id)
+        if "after" in anchors:
+            picked = [i for i in ids if i > anchors["after"]][:limit]
+        elif "before" in anchors:
+            picked = [i for i in ids if i < anchors["before"]][-limit:]
+        elif "around" in anchors:
+            older = [i for i in ids if i < anchors["around"]][-(limit // 2):] if limit > 1 else []
+            newer = [i for i in ids if i >= anchors["around"]][: limit - len(older)]
+            picked = older + newer
+        else:
+            picked = ids[-limit:]
+        return 200, [self._message_payload(self.messages[i]) for i in reversed(picked)]
 
     async def _get_message(self, call: Call) -> tuple[int, Any]:
         record = self._message_in(call.int_param("channel_id"), call.int_param("message_id"))

@@ -141,6 +141,7 @@ ROUTES: tuple[RestRoute, ...] = (
     RestRoute(
         "POST", "/channels/{channel_id}/messages", "_create_message", _CREATE_MESSAGE_BODY, bucket="messages"
     ),
+    RestRoute("GET", "/channels/{channel_id}/messages", "_list_messages"),
     RestRoute("GET", "/channels/{channel_id}/messages/{message_id}", "_get_message"),
     RestRoute("PATCH", "/channels/{channel_id}/messages/{message_id}", "_edit_message", _MESSAGE_EDIT_BODY),
     RestRoute(

@@ -13,7 +13,8 @@ Reconnecting and resuming are discord.py's job: after a dropped connection it RE
 sequence number and Discord replays what was sent meanwhile. Every replayed frame reaches
 ``on_socket_raw_receive`` like any other, and ingest drops duplicates, so a message delivered while
 the connection was down is stored once. A session Discord no longer resumes (a long outage) starts
-afresh: messages from that gap are not replayed by Discord (see docs/discord.md).
+afresh: Discord replays nothing from that gap, so every new session reads back what the channels
+customers wrote in received after the newest stored message (``catch_up``, docs/discord.md).
 
 Intents, and why each is needed (``gateway_intents``):
 
@@ -47,6 +48,7 @@ from connectors.discord.source import DiscordSource
 from inbox.ports import NoticeSink
 
 if TYPE_CHECKING:
+    from connectors.discord.catch_up import CatchUp
     from connectors.discord.console import DiscordConsole
 
 log = logging.getLogger(__name__)
@@ -154,9 +156,10 @@ class GatewayClient(discord.Client):
         await self.service.on_interaction(interaction)
 
     async def on_ready(self) -> None:
-        """Log the session; tell the team when it works again after a problem."""
+        """Log the session; tell the team when it works again after a problem; read back the gap."""
         log.info("discord %s: gateway ready as %s", self.service.channel, self.user)
         await self.service.recovered()
+        self.service.catch_up_from(self)
 
     async def on_resumed(self) -> None:
         """Log resumed sessions (Discord replays what was missed)."""
@@ -180,6 +183,9 @@ class DiscordService:
         self.client: GatewayClient | None = None
         self._where: OrderedDict[int, Where] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.catch_up: CatchUp | None = None  # reads back what a new session's gateway did not replay
+        self._catching_up: asyncio.Task[int] | None = None
+        self.catch_ups = 0  # catch-ups finished (for logs and tests)
 
     async def setup(self, client: GatewayClient) -> None:
         """Called once logged in: learn the bot's id, register commands."""
@@ -244,6 +250,22 @@ class DiscordService:
             self._session_problem = session
             with contextlib.suppress(Exception):
                 await self.notices.notice("health.error", channel=self.channel, detail=detail)
+
+    def catch_up_from(self, client: discord.Client) -> None:
+        """A new session is ready: feed the source what was sent since the newest stored messages."""
+        if self.catch_up is None or self.source is None:
+            return
+        if self._catching_up is not None and not self._catching_up.done():
+            return  # a session that ended quickly: the running catch-up reads up to now anyway
+        task = asyncio.ensure_future(self.catch_up.run(client, self.source.feed))
+        self._catching_up = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._caught_up)
+
+    def _caught_up(self, task: asyncio.Task[int]) -> None:
+        if not task.cancelled():
+            self.catch_ups += 1
 
     async def recovered(self) -> None:
         """The session is ready: if the team heard of a problem, tell them it is over."""

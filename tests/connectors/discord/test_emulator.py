@@ -590,3 +590,30 @@ def test_discord_py_endpoints_are_restored():
         assert discord.http.Route("GET", "/users/@me").url == "http://127.0.0.1:1/api/v10/users/@me"
         assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:1/gateway"
     assert (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == before
+
+
+async def test_channel_messages_are_listed_as_discord_pages_them(emulator: DiscordEmulator):
+    support, dana = emulator.channel("support"), emulator.user("dana")
+    posted = [await emulator.guild_message(support, dana, f"m{n}") for n in range(7)]
+    ids = [m.id for m in posted]
+    url = f"{emulator.api_base}/channels/{support.id}/messages"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bot {emulator.token}"}) as http:
+
+        async def listed(**params: str) -> Any:
+            async with http.get(url, params=params) as response:
+                return response.status, await response.json()
+
+        def page(found: Any) -> list[int]:
+            return [int(m["id"]) for m in found[1]]
+
+        assert page(await listed()) == ids[::-1]  # newest first
+        assert page(await listed(after=str(ids[1]), limit="3")) == [ids[4], ids[3], ids[2]]
+        assert page(await listed(before=str(ids[5]), limit="2")) == [ids[4], ids[3]]
+        assert page(await listed(around=str(ids[3]), limit="3")) == [ids[4], ids[3], ids[2]]
+        assert page(await listed(after=str(ids[-1]))) == []
+        status, body = await listed(limit="0")
+        assert status == 400 and body["code"] == 50035 and "limit" in body["errors"]
+        status, body = await listed(after=str(ids[0]), before=str(ids[3]))
+        assert status == 400 and body["code"] == 50035
+        async with http.get(f"{emulator.api_base}/channels/1/messages") as response:
+            assert response.status == 404 and (await response.json())["code"] == 10003

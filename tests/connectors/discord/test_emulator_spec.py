@@ -325,6 +325,8 @@ async def _exercise_every_route(emu: DiscordEmulator, http: aiohttp.ClientSessio
     )
     await call("GET", f"/channels/{support.id}/messages/{sent['id']}")
     await call("GET", f"/channels/{support.id}/messages/1")
+    await call("GET", f"/channels/{support.id}/messages", after=str(customer.id), limit="100")
+    await call("GET", f"/channels/{support.id}/messages", limit="101")
     await call(
         "PATCH", f"/channels/{support.id}/messages/{sent['id']}", {"content": "Sorry, on it (edited)."}
     )
