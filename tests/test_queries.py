@@ -13,7 +13,7 @@ from inbox.db import Database
 from inbox.events import Author, Batch, Inbound
 from inbox.ingest import Ingestor
 from inbox.models import PRIORITY_RANK, Conversation, Kind, Member, Priority, Status
-from inbox.queries import QueueFilter, list_queue
+from inbox.queries import QueueFilter, list_queue, nearest_deadlines
 from tests.factories import seed
 
 
@@ -108,6 +108,11 @@ async def _queue_plan(db: Database, clock: FakeClock, backend: str, filt: QueueF
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", keep)
     (statement, parameters), = sent
+    return await _explain(db, backend, statement, parameters)
+
+
+async def _explain(db: Database, backend: str, statement: str, parameters: Any) -> str:
+    """The database's plan for a statement as it was sent."""
     async with db.engine.connect() as conn:
         if backend == "sqlite":
             rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
@@ -117,3 +122,67 @@ async def _queue_plan(db: Database, clock: FakeClock, backend: str, filt: QueueF
             await conn.exec_driver_sql(f"SET LOCAL {setting} = off")
         rows = await conn.exec_driver_sql("EXPLAIN " + statement, parameters)
         return "\n".join(str(row[0]) for row in rows)
+
+
+async def _nearest(db: Database, limit: int) -> list[int]:
+    async with db.sessions() as session:
+        return [conv.id or 0 for conv, _name in await nearest_deadlines(session, limit)]
+
+
+async def test_nearest_deadlines_whatever_the_priority(db: Database, clock: FakeClock) -> None:
+    """``/sla``'s overview: deadlines first to last across priorities, then the oldest, then by id."""
+    await seed(db, clock)
+    ids = await _conversations(db, clock, 9)
+    low, normal, high, urgent, tie_new, tie_old, no_deadline, resolved, snoozed = ids
+    now = clock.now()
+    priorities = {low: Priority.LOW, high: Priority.HIGH, urgent: Priority.URGENT, tie_old: Priority.HIGH}
+    for conv, priority in priorities.items():
+        await _set(db, conv, priority=priority.value, priority_rank=PRIORITY_RANK[priority])
+    await _set(db, low, first_response_due_at=now - timedelta(minutes=30))  # overdue comes first
+    await _set(db, normal, resolution_due_at=now + timedelta(minutes=50))
+    await _set(db, high, next_response_due_at=now + timedelta(minutes=40),
+               first_response_due_at=now + timedelta(minutes=1))  # the next response counts
+    await _set(db, urgent, first_response_due_at=now + timedelta(hours=3))
+    # The same deadline at two priorities: the older conversation first, whatever its id.
+    await _set(db, tie_old, first_response_due_at=now + timedelta(minutes=20))
+    await _set(db, tie_new, first_response_due_at=now + timedelta(minutes=20))
+    await _set(db, tie_old, created_at=now - timedelta(days=1))  # a larger id, but started earlier
+    await _set(db, resolved, status=Status.RESOLVED.value, first_response_due_at=now - timedelta(hours=1))
+    await _set(db, snoozed, status=Status.SNOOZED.value, snoozed_until=now + timedelta(hours=1),
+               first_response_due_at=now + timedelta(minutes=45))
+
+    assert await _nearest(db, 10) == [low, tie_old, tie_new, high, snoozed, normal, urgent]
+    assert await _nearest(db, 3) == [low, tie_old, tie_new]
+    assert no_deadline not in await _nearest(db, 10)
+    async with db.sessions() as session:
+        carol = (await session.execute(select(Member).where(col(Member.name) == "carol"))).scalar_one()
+    await _set(db, high, assignee_id=carol.id)
+    async with db.sessions() as session:
+        named = {conv.id: name for conv, name in await nearest_deadlines(session, 10)}
+    assert named[high] == "carol" and named[low] is None
+
+
+async def test_nearest_deadlines_read_the_queue_index(db: Database, clock: FakeClock, backend: str) -> None:
+    """Each priority's nearest deadlines are read from the queue's index, not by sorting every open row."""
+    await seed(db, clock)
+    ids = await _conversations(db, clock, 3)
+    await _set(db, ids[0], first_response_due_at=clock.now())
+    sent: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
+        if "UNION ALL" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", keep)
+    try:
+        assert await _nearest(db, 10) == [ids[0]]
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", keep)
+    (statement, parameters), = sent
+    plan = await _explain(db, backend, statement, parameters)
+    if backend == "sqlite":
+        assert plan.count("USING INDEX ix_conversations_queue (queue_rank=?") == len(PRIORITY_RANK), plan
+        assert "SCAN conversations" not in plan and "TEMP B-TREE" not in plan, plan
+    else:
+        assert plan.count("ix_conversations_queue ") == len(PRIORITY_RANK), plan
+        assert "Sort" not in plan and "Seq Scan" not in plan, plan

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import col
 
 from inbox.actions import normalise_tag
@@ -14,8 +14,8 @@ from inbox.commands.errors import CommandNotFound, UsageError
 from inbox.commands.parse import Args
 from inbox.commands.registry import Cog, command
 from inbox.errors import ConversationNotFound
-from inbox.models import Channel, Conversation, Member, Role, Status
-from inbox.queries import QueueFilter, conversation_detail, list_queue
+from inbox.models import Channel, Conversation, Role, Status
+from inbox.queries import QueueFilter, conversation_detail, list_queue, nearest_deadlines
 from inbox.views import (
     Button,
     ConversationDetailView,
@@ -201,17 +201,8 @@ class QueueCommands(Cog):
                        first_response_at=ctx.local(conv.first_response_at), breached=breached)
 
     async def _overview(self, ctx: Context) -> View:
-        due = func.coalesce(Conversation.next_response_due_at, Conversation.first_response_due_at,
-                            Conversation.resolution_due_at)
-        query = (
-            select(Conversation, col(Member.name))
-            .outerjoin(Member, col(Member.id) == col(Conversation.assignee_id))
-            .where(col(Conversation.status) != Status.RESOLVED.value, due.is_not(None))
-            .order_by(due, col(Conversation.id))
-            .limit(SLA_OVERVIEW_SIZE)
-        )
         async with self.deps.db.sessions() as session:
-            rows = (await session.execute(query)).all()
+            rows = await nearest_deadlines(session, SLA_OVERVIEW_SIZE)
         lines = []
         for conv, assignee in rows:
             nearest = nearest_due(conv)

@@ -17,6 +17,7 @@ from inbox.events import Actor, Author, Batch, Inbound
 from inbox.ingest import Ingestor
 from inbox.models import Conversation, Direction, Event, Kind, Timer, TimerStatus
 from inbox.sla.engine import SlaEngine
+from inbox.sla.rows import AnyConversation
 from inbox.sla.scheduler import SlaScheduler
 from tests.factories import make_settings, seed
 
@@ -43,7 +44,7 @@ class Rig:
     _serial: int = 0
 
     async def notify(
-        self, session: AsyncSession, kind: str, conv: Conversation, data: dict[str, Any]
+        self, session: AsyncSession, kind: str, conv: AnyConversation, data: dict[str, Any]
     ) -> None:
         """The notify callback: remember the ping."""
         assert conv.id is not None
