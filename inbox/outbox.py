@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypedDict
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +42,9 @@ MAX_ERROR_LENGTH = 2000
 # Real seconds to pause when something looks due but could not be claimed (another worker holds it, or
 # a lease ends exactly now): a zero sleep would spin, and a clock wait would never end on a stopped clock.
 MIN_IDLE_SLEEP = 0.01
+# How long a row for a destination this process cannot send waits before this process takes it anyway
+# (and retries it as "no connector", so that it ends failed and reported rather than pending forever).
+ORPHAN_GRACE = timedelta(minutes=10)
 
 Jitter = Literal["full", "equal", "none"]
 FailedHook = Callable[[AsyncSession, Delivery], Awaitable[None]]
@@ -189,7 +192,7 @@ class Dispatcher:
         self, db: Database, clock: Clock, senders: Mapping[str, Sender], *, worker_id: str,
         policy: RetryPolicy | None = None, lease: timedelta = timedelta(minutes=2), batch_size: int = 50,
         rng: random.Random | None = None, on_failed: FailedHook | None = None,
-        send_timeout: float | None = None,
+        send_timeout: float | None = None, orphan_grace: timedelta = ORPHAN_GRACE,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -206,6 +209,7 @@ class Dispatcher:
         self.on_failed = on_failed
         # Real seconds. Past the lease another worker may take the row over, so waiting longer is moot.
         self.send_timeout = send_timeout if send_timeout is not None else lease.total_seconds()
+        self.orphan_grace = orphan_grace
         self._stopping: asyncio.Event | None = None
 
     @classmethod
@@ -239,13 +243,24 @@ class Dispatcher:
                 processed += result
         return processed
 
+    def _mine(self) -> ColumnElement[bool]:
+        """Rows for a destination this process has a sender for."""
+        return col(Delivery.destination).in_(sorted(self.senders))
+
+    def _due(self, now: datetime) -> ColumnElement[bool]:
+        """Rows to claim now: pending and due, or sent by a worker whose lease ran out. Another
+        destination's rows only once they have waited ``orphan_grace`` on top: a worker that has the
+        sender goes first, and a row no worker can send still fails visibly instead of waiting forever."""
+        mine, orphaned = self._mine(), now - self.orphan_grace
+        attempt, lease = col(Delivery.next_attempt_at), col(Delivery.lease_until)
+        pending = col(Delivery.status) == DeliveryStatus.PENDING.value
+        sending = col(Delivery.status) == DeliveryStatus.SENDING.value
+        return (pending & ((mine & (attempt <= now)) | (attempt <= orphaned))) \
+            | (sending & ((mine & (lease < now)) | (lease < orphaned)))
+
     async def _claim(self) -> list[_Claim]:
         now = self.clock.now()
-        due = (
-            (col(Delivery.status) == DeliveryStatus.PENDING.value) & (col(Delivery.next_attempt_at) <= now)
-        ) | (
-            (col(Delivery.status) == DeliveryStatus.SENDING.value) & (col(Delivery.lease_until) < now)
-        )
+        due = self._due(now)
         query = (
             select(col(Delivery.id), col(Delivery.claimed_by)).where(due)
             .order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(self.batch_size)
@@ -483,20 +498,24 @@ class Dispatcher:
             self._stopping = None
 
     async def _seconds_until_due(self, idle: float) -> float:
+        mine = self._mine()
         async with self.db.transaction() as session:
-            next_pending = await session.scalar(
-                select(func.min(Delivery.next_attempt_at))
+            pending = (await session.execute(
+                select(func.min(case((mine, Delivery.next_attempt_at))),
+                       func.min(case((~mine, Delivery.next_attempt_at))))
                 .where(col(Delivery.status) == DeliveryStatus.PENDING.value)
-            )
-            next_expiry = await session.scalar(
-                select(func.min(Delivery.lease_until))
+            )).one()
+            expiring = (await session.execute(
+                select(func.min(case((mine, Delivery.lease_until))),
+                       func.min(case((~mine, Delivery.lease_until))))
                 .where(col(Delivery.status) == DeliveryStatus.SENDING.value)
-            )
+            )).one()
         now = self.clock.now()
         delay = idle
-        for instant in (next_pending, next_expiry):
-            if instant is not None:
-                delay = min(delay, (instant - now).total_seconds())
+        for (own, other) in (pending, expiring):
+            for instant in (own, None if other is None else other + self.orphan_grace):
+                if instant is not None:
+                    delay = min(delay, (instant - now).total_seconds())
         return delay
 
 

@@ -20,7 +20,7 @@ from inbox.db import Database
 from inbox.errors import DeliveryNotFound, InvalidAction
 from inbox.events import Actor, Outbound, Receipt
 from inbox.models import Channel, Contact, Conversation, Delivery, Event, Message
-from inbox.outbox import Dispatcher, RetryPolicy, enqueue, outbox_stats, retry_delivery
+from inbox.outbox import ORPHAN_GRACE, Dispatcher, RetryPolicy, enqueue, outbox_stats, retry_delivery
 from inbox.ports import DeliveryFailed, Paced, PermanentFailure, RateLimited, Sender
 from inbox.settings import OutboxSettings
 from tests.factories import seed
@@ -467,15 +467,34 @@ async def test_retry_delivery_sends_a_failed_row_again(db: Database, clock: Fake
             await retry_delivery(session, 999, alice, clock.now())
 
 
+async def test_a_destination_this_process_cannot_send_is_left_to_one_that_can(
+    db: Database, clock: FakeClock
+) -> None:
+    mastodon = FakeSender()
+    other = make_dispatcher(db, clock, {"support": FakeSender()}, worker_id="other")
+    able = make_dispatcher(db, clock, {"mastodon": mastodon}, worker_id="able")
+    delivery_id = await queue(db, clock, destination="mastodon")
+    await queue(db, clock, destination="support")
+    assert await other.run_once() == 1  # its own row only
+    # It would wait out the grace before taking the other row (at most the idle time asked for).
+    assert await other._seconds_until_due(3600) == ORPHAN_GRACE.total_seconds()
+    assert await able.run_once() == 1
+    row = await load(db, delivery_id)
+    assert (row.status, row.attempts, row.claimed_by) == ("sent", 1, "able")
+    assert [c.delivery_id for c in mastodon.calls] == [delivery_id]
+
+
 async def test_unknown_destination_is_a_retryable_failure(db: Database, clock: FakeClock) -> None:
     dispatcher = make_dispatcher(db, clock, {"support": FakeSender()})
     delivery_id = await queue(db, clock, destination="mastodon")
+    assert await dispatcher.run_once() == 0  # a process that has the sender goes first
+    clock.advance(ORPHAN_GRACE)
     assert await dispatcher.run_once() == 1
     row = await load(db, delivery_id)
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.last_error == "no connector for destination 'mastodon' in this process"
     for _ in range(POLICY.max_attempts - 1):
-        clock.advance(timedelta(minutes=5))
+        clock.advance(timedelta(minutes=5) + ORPHAN_GRACE)
         await dispatcher.run_once()
     assert (await load(db, delivery_id)).status == "failed"
 
