@@ -185,6 +185,7 @@ class DiscordService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.catch_up: CatchUp | None = None  # reads back what a new session's gateway did not replay
         self._catching_up: asyncio.Task[int] | None = None
+        self._catch_up_again: discord.Client | None = None
         self.catch_ups = 0  # catch-ups finished (for logs and tests)
 
     async def setup(self, client: GatewayClient) -> None:
@@ -256,7 +257,10 @@ class DiscordService:
         if self.catch_up is None or self.source is None:
             return
         if self._catching_up is not None and not self._catching_up.done():
-            return  # a session that ended quickly: the running catch-up reads up to now anyway
+            # Another session came and went meanwhile: channels already read may have missed its gap,
+            # so read them all again once this catch-up ends.
+            self._catch_up_again = client
+            return
         task = asyncio.ensure_future(self.catch_up.run(client, self.source.feed))
         self._catching_up = task
         self._tasks.add(task)
@@ -264,8 +268,12 @@ class DiscordService:
         task.add_done_callback(self._caught_up)
 
     def _caught_up(self, task: asyncio.Task[int]) -> None:
-        if not task.cancelled():
-            self.catch_ups += 1
+        if task.cancelled():
+            return
+        self.catch_ups += 1
+        again, self._catch_up_again = self._catch_up_again, None
+        if again is not None:
+            self.catch_up_from(again)
 
     async def recovered(self) -> None:
         """The session is ready: if the team heard of a problem, tell them it is over."""

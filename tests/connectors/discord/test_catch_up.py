@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from connectors.discord.catch_up import KnownChannel, known_channels
+from connectors.discord.catch_up import CatchUp, KnownChannel, known_channels
 from connectors.discord.emulator_world import MessageRecord
 from tests.connectors.discord.conftest import World, eventually
 
@@ -135,3 +137,32 @@ async def test_a_session_that_cannot_resume_catches_up_what_the_gateway_never_de
     after = await w.emu.user_dm(dana, "and after")
     await w.stored(f"{after.channel_id}:{after.id}")
     assert [m.text for m in await w.messages()].count("and after") == 1
+
+
+
+async def test_a_session_ready_during_a_catch_up_gets_one_more_after_it(discord_world: World):
+    """Channels already read may have missed the later session's gap: they are all read again after."""
+    w = discord_world
+    service = w.parts.service
+    await eventually(lambda: service.catch_ups == 1)
+    real, client = service.catch_up, service.client
+    assert real is not None and client is not None
+    release = asyncio.Event()
+    runs: list[int] = []
+
+    class Held(CatchUp):
+        async def run(self, client: Any, feed: Any) -> int:
+            runs.append(len(runs))
+            if len(runs) == 1:
+                await release.wait()
+            return await super().run(client, feed)
+
+    service.catch_up = Held(real.db, real.clock, real.channel)
+    service.catch_up_from(client)  # a session is ready: its catch-up is held
+    service.catch_up_from(client)  # two more sessions while it runs: one catch-up after it covers both
+    service.catch_up_from(client)
+    await asyncio.sleep(0.05)
+    assert runs == [0]
+    release.set()
+    await eventually(lambda: service.catch_ups == 3)
+    assert runs == [0, 1]
