@@ -502,7 +502,7 @@ class Dispatcher:
 
         def first(status: DeliveryStatus, column: Any, which: ColumnElement[bool]) -> Any:
             # The earliest in index order (status, then the time): a few index entries, not every row.
-            return (select(column).where(col(Delivery.status) == status.value, which)
+            return (select(column).where(col(Delivery.status) == status.value, which, column.is_not(None))
                     .order_by(column).limit(1).scalar_subquery())
 
         attempt, lease = col(Delivery.next_attempt_at), col(Delivery.lease_until)
@@ -518,6 +518,7 @@ class Dispatcher:
                 if instant is not None:
                     delay = min(delay, (instant - now).total_seconds())
         return delay
+
 
 def _clip(error: str | None) -> str | None:
     if error is None or len(error) <= MAX_ERROR_LENGTH:
