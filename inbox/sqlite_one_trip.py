@@ -115,7 +115,10 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     """SQLAlchemy's aiosqlite connection adapter, handing out one-trip cursors for buffered results."""
 
     __slots__ = ()
-    _cursor_cls = OneTripCursor
+
+    def cursor(self, server_side: bool = False) -> Any:
+        """A one-trip cursor; a streaming one stays SQLAlchemy's."""
+        return super().cursor(server_side=True) if server_side else OneTripCursor(self)
 
 
 class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
