@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import Mapped, aliased
 from sqlmodel import col, select
 
 from inbox.clock import isoformat_utc
@@ -384,9 +384,12 @@ async def conversation_detail(session: AsyncSession, conversation_id: int) -> Co
         raise ConversationNotFound(conversation_id)
     conv, channel, contact, assignee, tag_names = found
     who = contact_label(contact.handle, contact.name, contact.external_id)
+    # Each customer message by its own author: others join a public thread the first customer started.
+    author = aliased(Contact)
     messages = await session.execute(
-        select(Message, col(Member.name))
+        sa_select(Message, col(Member.name), col(author.handle), col(author.name), col(author.external_id))
         .outerjoin(Member, col(Member.id) == col(Message.member_id))
+        .outerjoin(author, col(author.id) == col(Message.contact_id))
         .where(col(Message.conversation_id) == conversation_id)
         .order_by(col(Message.created_at), col(Message.id))
     )
@@ -405,13 +408,14 @@ async def conversation_detail(session: AsyncSession, conversation_id: int) -> Co
             MessageLine(
                 m.id or 0,
                 m.direction,
-                who if m.direction == Direction.IN else member or "team",
+                (who if external is None else contact_label(handle, name, external))
+                if m.direction == Direction.IN else member or "team",
                 m.text,
                 m.created_at,
                 m.external_id,
                 list(m.attachments),
             )
-            for m, member in messages
+            for m, member, handle, name, external in messages
         ],
         events=[EventLine(e.type, e.actor, e.created_at, dict(e.data)) for e in events],
     )

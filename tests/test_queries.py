@@ -13,7 +13,7 @@ from inbox.db import Database
 from inbox.events import Author, Batch, Inbound
 from inbox.ingest import Ingestor
 from inbox.models import PRIORITY_RANK, Conversation, Kind, Member, Priority, Status
-from inbox.queries import QueueFilter, list_queue, nearest_deadlines
+from inbox.queries import QueueFilter, conversation_detail, list_queue, nearest_deadlines
 from tests.factories import seed
 
 
@@ -186,3 +186,23 @@ async def test_nearest_deadlines_read_the_queue_index(db: Database, clock: FakeC
     else:
         assert plan.count("ix_conversations_queue ") == len(PRIORITY_RANK), plan
         assert "Sort" not in plan and "Seq Scan" not in plan, plan
+
+
+async def test_each_customer_message_of_a_thread_shows_its_own_author(db: Database, clock: FakeClock) -> None:
+    """A public thread one customer started and another joined: ``/show`` names each message's writer."""
+    await seed(db, clock)
+    ingestor = Ingestor(db, clock)
+
+    def comment(ext: str, author: Author, text: str) -> Inbound:
+        return Inbound("support", ext, Kind.COMMENT, author, text, clock.now(), thread_key="post-1")
+
+    first, second = Author("u1", "first", None), Author("u2", None, "Second Person")
+    started = await ingestor.ingest(Batch("support", [comment("c1", first, "It broke")]))
+    clock.advance(60)
+    await ingestor.ingest(Batch("support", [comment("c2", second, "Me too")]))
+    (conversation_id,) = started.new_conversations
+    async with db.sessions() as session:
+        detail = await conversation_detail(session, conversation_id)
+    assert [(m.author, m.text) for m in detail.messages] == [
+        ("@first", "It broke"), ("Second Person", "Me too")]
+    assert detail.contact.external_id == "u1"  # the conversation is still the first customer's
