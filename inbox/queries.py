@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
@@ -368,6 +368,10 @@ class ConversationDetail:
         }
 
 
+# The writer of each customer message: others join a public thread the first customer started. Made once:
+# an alias made per call gave each query a new cache key, so SQLAlchemy compiled it every time.
+_AUTHOR: Final = aliased(Contact, name="author")
+
 async def conversation_detail(session: AsyncSession, conversation_id: int) -> ConversationDetail:
     """Load a conversation with its messages (oldest first) and audit events, in three queries."""
     tags = tag_names_of(col(Conversation.id))
@@ -384,8 +388,7 @@ async def conversation_detail(session: AsyncSession, conversation_id: int) -> Co
         raise ConversationNotFound(conversation_id)
     conv, channel, contact, assignee, tag_names = found
     who = contact_label(contact.handle, contact.name, contact.external_id)
-    # Each customer message by its own author: others join a public thread the first customer started.
-    author = aliased(Contact)
+    author = _AUTHOR
     messages = await session.execute(
         sa_select(Message, col(Member.name), col(author.handle), col(author.name), col(author.external_id))
         .outerjoin(Member, col(Member.id) == col(Message.member_id))
