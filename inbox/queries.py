@@ -173,13 +173,17 @@ async def list_queue(
     ]
 
 
+# The rows the queue indexes cover, written as their condition is (a database uses a partial index only
+# for a query that names its condition).
+_QUEUE_INDEXED: Final = text(f"conversations.{QUEUE_ROWS}")
+
 def _queue_rows(now: datetime, include_waiting: bool) -> list[ColumnElement[bool] | TextClause]:
     """Which conversations the queue shows.
 
     The queue indexes cover the rows of ``QUEUE_ROWS`` only, so that exact condition comes first, as a
     literal: a database uses a partial index only for a query that names its condition.
     """
-    rows: list[ColumnElement[bool] | TextClause] = [text(f"conversations.{QUEUE_ROWS}")]
+    rows: list[ColumnElement[bool] | TextClause] = [_QUEUE_INDEXED]
     if not include_waiting:  # pending and still-snoozed conversations wait elsewhere
         rows.append(or_(
             col(Conversation.status) == Status.OPEN.value,
@@ -199,7 +203,7 @@ async def nearest_deadlines(session: AsyncSession, limit: int) -> list[tuple[Con
     c = Conversation
     nearest = [
         sa_select(col(c.id), col(c.queue_due_at), col(c.created_at))
-        .where(text(f"conversations.{QUEUE_ROWS}"), col(c.queue_rank) == -rank,
+        .where(_QUEUE_INDEXED, col(c.queue_rank) == -rank,
                col(c.queue_due_at) < literal_column(f"'{NO_DEADLINE}'"))  # as stored: none is later
         .order_by(col(c.queue_due_at), col(c.created_at), col(c.id))
         .limit(limit)
@@ -372,6 +376,7 @@ class ConversationDetail:
 # an alias made per call gave each query a new cache key, so SQLAlchemy compiled it every time.
 _AUTHOR: Final = aliased(Contact, name="author")
 
+
 async def conversation_detail(session: AsyncSession, conversation_id: int) -> ConversationDetail:
     """Load a conversation with its messages (oldest first) and audit events, in three queries."""
     tags = tag_names_of(col(Conversation.id))
@@ -388,11 +393,10 @@ async def conversation_detail(session: AsyncSession, conversation_id: int) -> Co
         raise ConversationNotFound(conversation_id)
     conv, channel, contact, assignee, tag_names = found
     who = contact_label(contact.handle, contact.name, contact.external_id)
-    author = _AUTHOR
     messages = await session.execute(
-        sa_select(Message, col(Member.name), col(author.handle), col(author.name), col(author.external_id))
+        sa_select(Message, col(Member.name), col(_AUTHOR.handle), col(_AUTHOR.name), col(_AUTHOR.external_id))
         .outerjoin(Member, col(Member.id) == col(Message.member_id))
-        .outerjoin(author, col(author.id) == col(Message.contact_id))
+        .outerjoin(_AUTHOR, col(_AUTHOR.id) == col(Message.contact_id))
         .where(col(Message.conversation_id) == conversation_id)
         .order_by(col(Message.created_at), col(Message.id))
     )

@@ -24,6 +24,7 @@ import discord
 from sqlmodel import col, select
 
 from connectors.discord.convert import parse_address
+from connectors.discord.service import find_channel
 from inbox.clock import Clock
 from inbox.db import Database
 from inbox.models import Channel, Conversation, Direction, Kind, Message
@@ -130,13 +131,6 @@ class CatchUp:
         return fed
 
     async def _guild_of(self, client: discord.Client, channel_id: int) -> int | None:
-        channel: Any = client.get_channel(channel_id)
-        if channel is None:
-            try:
-                channel = await client.fetch_channel(channel_id)
-            except (discord.HTTPException, discord.InvalidData) as exc:
-                log.warning("discord %s: channel %s unknown, not caught up (%s)", self.channel, channel_id,
-                            exc)
-                return None
+        channel = await find_channel(client, channel_id, self.channel)
         guild = getattr(channel, "guild", None)
         return guild.id if guild is not None else None

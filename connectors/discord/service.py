@@ -36,7 +36,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 import discord.gateway
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from connectors.discord.console import DiscordConsole
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DISCORD_API = "https://discord.com/api/v10"
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
@@ -97,6 +98,17 @@ def point_discord_py(api_base_url: str | None, gateway_url: str | None) -> None:
                              f"{gateway_url} cannot be used by a second channel in the same process")
         socket.DEFAULT_GATEWAY = url
 
+
+async def find_channel(client: discord.Client, channel_id: int, channel: str) -> Any | None:
+    """A Discord channel from the client's cache, else one REST lookup; None (logged) if Discord has none."""
+    found: Any = client.get_channel(channel_id)
+    if found is None:
+        try:
+            found = await client.fetch_channel(channel_id)
+        except (discord.HTTPException, discord.InvalidData) as exc:
+            log.warning("discord %s: channel %s unknown (%s)", channel, channel_id, exc)
+            return None
+    return found
 
 class DiscordRest:
     """An HTTP-only discord.py client, logged in on first use and shared by the senders."""
@@ -261,10 +273,8 @@ class DiscordService:
             # so read them all again once this catch-up ends.
             self._catch_up_again = client
             return
-        task = asyncio.ensure_future(self.catch_up.run(client, self.source.feed))
+        task = self._spawn(self.catch_up.run(client, self.source.feed))
         self._catching_up = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         task.add_done_callback(self._caught_up)
 
     def _caught_up(self, task: asyncio.Task[int]) -> None:
@@ -307,10 +317,11 @@ class DiscordService:
         if self.console is not None:
             await self.console.on_interaction(interaction)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Awaitable[T]) -> asyncio.Task[T]:
+        task: asyncio.Task[T] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def resolve(self, channel_id: int, guild_id: int | None) -> Where:
         """What kind of channel ``channel_id`` is: the cache first, else one REST lookup (remembered)."""
@@ -320,12 +331,10 @@ class DiscordService:
         if known is not None:
             return known
         client = self.client
-        channel: Any = client.get_channel(channel_id) if client is not None else None
-        if channel is None and client is not None:
-            try:
-                channel = await client.fetch_channel(channel_id)
-            except (discord.HTTPException, discord.InvalidData) as exc:
-                log.warning("discord %s: channel %s unknown (%s)", self.channel, channel_id, exc)
+        channel: Any = None
+        if client is not None:
+            channel = await find_channel(client, channel_id, self.channel)
+            if channel is None:
                 return Where.guild(guild_id)
         if isinstance(channel, discord.Thread):
             where = Where.thread(guild_id, channel.parent_id, channel.name)

@@ -49,8 +49,8 @@ class AppLike(Protocol):
     actions: Actions
 
 
-# The member lookups every command starts with, sent through the driver (``fetch_rows``): one trip to
-# aiosqlite's thread instead of four, and no ORM loading, which took about 1.4 ms a command here.
+# The member lookups every command starts with, sent through the driver (``fetch_rows``): no ORM loading,
+# which took about 1.4 ms a command here.
 _MEMBERS_SQL: Final = "SELECT id, name, display_name, role, platform_ids FROM members WHERE active"
 _MEMBER_NAMED_SQL: Final = {
     "sqlite": f"{_MEMBERS_SQL} AND name = ?", "postgresql": f"{_MEMBERS_SQL} AND name = $1"}
